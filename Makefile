@@ -1,0 +1,54 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    install and start the service (embedded mode unless HOFHIR_REDIS_URL is set)
+#   make test   install everything the tests need, then ruff, mypy and pytest
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+
+.PHONY: run test lint typecheck unit install install-dev services bench docs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+# Debian and npm packages the integration tests need (Redis server, Node.js for the test FHIR engine).
+services:
+	bash tools/ensure-services.sh
+
+run: install
+	$(BIN)/hofhir serve --host $(HOST) --port $(PORT)
+
+lint: install-dev
+	$(BIN)/ruff check hofhir cds_hooks tests benchmarks tools
+	$(BIN)/ruff format --check hofhir cds_hooks tests benchmarks tools
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+test: install-dev services lint typecheck
+	$(BIN)/python -m pytest
+
+unit: install-dev
+	$(BIN)/python -m pytest tests/unit
+
+bench: install-dev
+	$(BIN)/python benchmarks/evaluate_bundle.py
+
+docs: install-dev
+	$(BIN)/python -m hofhir.knowledge.catalogue_doc > docs/rules.md
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,327 @@
+"""Reading FHIR R4 JSON: CDS Hooks requests, Bundles, NDJSON folders.
+
+Parsing uses orjson. A cheap check on the dicts keeps only the resources the rules can use (clinical
+types whose codes fall in a hofhir value set); only those are validated with the R4B models. A resource
+that fails validation is left out and the reason recorded; nothing here raises on odd FHIR.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from hofhir.fhir.models import CLINICAL_TYPES, validation_problem
+from hofhir.terminology import Terminology
+
+PATIENT_REFERENCE_FIELDS = ("subject", "patient")
+
+
+class InputError(ValueError):
+    """The input is not something hofhir can read (not JSON, not FHIR, not a CDS Hooks request)."""
+
+
+@dataclass
+class Rejection:
+    resource: str  # "Observation/123" or "Observation#4" when it has no id
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"resource": self.resource, "reason": self.reason}
+
+
+@dataclass
+class ClinicalInput:
+    """What the rules get: the patient, the relevant validated resources, the draft orders, the hook."""
+
+    hook: str
+    patient: dict[str, Any] | None
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    draft_orders: list[dict[str, Any]] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+    rejected: list[Rejection] = field(default_factory=list)
+    seen: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "hook": self.hook,
+            "patient": self.patient,
+            "resources": self.resources,
+            "draftOrders": self.draft_orders,
+            "context": self.context,
+            "rejected": [r.as_dict() for r in self.rejected],
+            "seen": self.seen,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClinicalInput:
+        return cls(
+            hook=str(data.get("hook", "")),
+            patient=data.get("patient"),
+            resources=list(data.get("resources") or []),
+            draft_orders=list(data.get("draftOrders") or []),
+            context=dict(data.get("context") or {}),
+            rejected=[Rejection(**r) for r in data.get("rejected") or []],
+            seen=int(data.get("seen") or 0),
+        )
+
+
+def loads(raw: bytes | str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc}") from exc
+
+
+def label(resource: dict[str, Any], index: int | None = None) -> str:
+    rtype = resource.get("resourceType", "Resource")
+    rid = resource.get("id")
+    if isinstance(rid, str) and rid:
+        return f"{rtype}/{rid}"
+    return f"{rtype}#{index}" if index is not None else str(rtype)
+
+
+# ---------- Bundles and references ----------
+
+
+def bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entry resources of a Bundle, with urn:uuid references rewritten to Type/id.
+
+    Transaction bundles (Synthea) name resources by fullUrl urn:uuid:…; resources without an id get the
+    uuid as id so that references resolve. Search bundles' OperationOutcome entries are dropped.
+    """
+    entries = bundle.get("entry")
+    if not isinstance(entries, list):
+        return []
+    urn_map: dict[str, str] = {}
+    out: list[dict[str, Any]] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        res = entry.get("resource")
+        if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
+            continue
+        search = entry.get("search")
+        if res["resourceType"] == "OperationOutcome" or (isinstance(search, dict) and search.get("mode") == "outcome"):
+            continue
+        full_url = entry.get("fullUrl")
+        if isinstance(full_url, str) and full_url:
+            rid = res.get("id")
+            if not isinstance(rid, str) or not rid:
+                if full_url.startswith("urn:uuid:"):
+                    res = {**res, "id": full_url[len("urn:uuid:") :]}
+                    rid = res["id"]
+            if isinstance(rid, str) and rid:
+                urn_map[full_url] = f"{res['resourceType']}/{rid}"
+        out.append(res)
+    if urn_map:
+        out = [_rewrite_patient_refs(r, urn_map) for r in out]
+    return out
+
+
+def _rewrite_patient_refs(resource: dict[str, Any], urn_map: dict[str, str]) -> dict[str, Any]:
+    changed: dict[str, Any] = {}
+    for key in PATIENT_REFERENCE_FIELDS:
+        ref = resource.get(key)
+        if isinstance(ref, dict) and isinstance(ref.get("reference"), str) and ref["reference"] in urn_map:
+            changed[key] = {**ref, "reference": urn_map[ref["reference"]]}
+    return {**resource, **changed} if changed else resource
+
+
+def patient_reference(resource: dict[str, Any]) -> str | None:
+    for key in PATIENT_REFERENCE_FIELDS:
+        ref = resource.get(key)
+        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
+            value: str = ref["reference"]
+            # Absolute references end in Patient/<id>; keep the relative form.
+            marker = value.rfind("Patient/")
+            return value[marker:] if marker >= 0 else value
+    return None
+
+
+# ---------- Selecting what the rules can use ----------
+
+
+def _codeable_concepts(resource: dict[str, Any]) -> Iterator[Any]:
+    rtype = resource.get("resourceType")
+    yield resource.get("code")
+    if rtype == "Observation":
+        yield resource.get("valueCodeableConcept")
+        comps = resource.get("component")
+        if isinstance(comps, list):
+            for comp in comps:
+                if isinstance(comp, dict):
+                    yield comp.get("code")
+    elif rtype in ("MedicationRequest", "MedicationStatement", "MedicationAdministration"):
+        yield resource.get("medicationCodeableConcept")
+        for contained in resource.get("contained") or []:
+            if isinstance(contained, dict) and contained.get("resourceType") == "Medication":
+                yield contained.get("code")
+    elif rtype == "DiagnosticReport":
+        for concept in resource.get("conclusionCode") or []:
+            yield concept
+
+
+def relevant_sets(resource: dict[str, Any], terminology: Terminology) -> set[str]:
+    """The value sets a resource's codes (or, for medications and orders, its texts) fall in."""
+    use_text = resource.get("resourceType") in (
+        "MedicationRequest",
+        "MedicationStatement",
+        "MedicationAdministration",
+        "ServiceRequest",
+        "Procedure",
+        "DiagnosticReport",
+    )
+    found: set[str] = set()
+    for concept in _codeable_concepts(resource):
+        found |= terminology.sets_for_concept(concept, use_text=use_text)
+    return found
+
+
+def select(
+    resources: Iterable[dict[str, Any]],
+    terminology: Terminology,
+    patient_id: str | None,
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[Rejection], int]:
+    """Pick the patient and the relevant resources about them; validate those. Returns (patient, kept, rejected, seen)."""
+    patient: dict[str, Any] | None = None
+    candidates: list[tuple[int, dict[str, Any]]] = []
+    rejected: list[Rejection] = []
+    seen = 0
+    patients: list[dict[str, Any]] = []
+    for index, res in enumerate(resources):
+        seen += 1
+        rtype = res.get("resourceType")
+        if rtype == "Patient":
+            patients.append(res)
+        elif rtype in CLINICAL_TYPES and rtype != "Medication" and relevant_sets(res, terminology):
+            candidates.append((index, res))
+    if patient_id:
+        patient = next((p for p in patients if p.get("id") == patient_id), None)
+    elif patients:
+        patient = patients[0]
+    if patient is not None:
+        problem = validation_problem(patient)
+        if problem:
+            rejected.append(Rejection(label(patient), problem))
+            patient = None
+    wanted = f"Patient/{patient_id or (patient or {}).get('id') or ''}"
+    kept: list[dict[str, Any]] = []
+    for index, res in candidates:
+        ref = patient_reference(res)
+        if ref is not None and wanted != "Patient/" and ref != wanted:
+            continue  # another patient's resource in a multi-patient bundle
+        problem = validation_problem(res)
+        if problem:
+            rejected.append(Rejection(label(res, index), problem))
+            continue
+        kept.append(res)
+    return patient, kept, rejected, seen
+
+
+# ---------- The three input forms ----------
+
+
+def from_hook_request(
+    request: dict[str, Any], terminology: Terminology, prefetch: dict[str, Any] | None = None
+) -> ClinicalInput:
+    """A CDS Hooks request whose prefetch is complete (the web edge fills in what was absent)."""
+    hook = request.get("hook")
+    context = request.get("context")
+    if not isinstance(hook, str) or not hook:
+        raise InputError("a CDS Hooks request needs a 'hook' string")
+    if not isinstance(context, dict):
+        raise InputError("a CDS Hooks request needs a 'context' object")
+    data = prefetch if prefetch is not None else request.get("prefetch") or {}
+    if not isinstance(data, dict):
+        raise InputError("'prefetch' must be an object")
+    resources: list[dict[str, Any]] = []
+    for value in data.values():
+        resources.extend(prefetch_resources(value))
+    patient_id = context.get("patientId") if isinstance(context.get("patientId"), str) else None
+    patient, kept, rejected, seen = select(resources, terminology, patient_id)
+    drafts, draft_rejections = draft_orders(context)
+    return ClinicalInput(
+        hook=hook,
+        patient=patient,
+        resources=kept,
+        draft_orders=drafts,
+        context=_context_subset(context),
+        rejected=rejected + draft_rejections,
+        seen=seen,
+    )
+
+
+def prefetch_resources(value: Any) -> list[dict[str, Any]]:
+    """Resources of one prefetch value: a resource, a Bundle, or null (no data)."""
+    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+        return []
+    if value["resourceType"] == "Bundle":
+        return bundle_resources(value)
+    if value["resourceType"] == "OperationOutcome":
+        return []
+    return [value]
+
+
+def draft_orders(context: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Rejection]]:
+    drafts = context.get("draftOrders")
+    if not isinstance(drafts, dict):
+        return [], []
+    out: list[dict[str, Any]] = []
+    rejected: list[Rejection] = []
+    for index, res in enumerate(bundle_resources(drafts)):
+        problem = validation_problem(res)
+        if problem:
+            rejected.append(Rejection(label(res, index), problem))
+        else:
+            out.append(res)
+    return out, rejected
+
+
+def _context_subset(context: dict[str, Any]) -> dict[str, Any]:
+    """The context fields the rules read (ids only; draft orders travel separately)."""
+    return {k: context[k] for k in ("patientId", "encounterId", "userId", "selections") if k in context}
+
+
+def from_bundle(bundle: dict[str, Any], terminology: Terminology, hook: str = "patient-view") -> ClinicalInput:
+    if bundle.get("resourceType") != "Bundle":
+        raise InputError("expected a FHIR Bundle")
+    return from_resources(bundle_resources(bundle), terminology, hook)
+
+
+def from_resources(
+    resources: list[dict[str, Any]], terminology: Terminology, hook: str = "patient-view", patient_id: str | None = None
+) -> ClinicalInput:
+    patient, kept, rejected, seen = select(resources, terminology, patient_id)
+    pid = patient_id or (patient or {}).get("id")
+    context = {"patientId": pid} if isinstance(pid, str) else {}
+    return ClinicalInput(
+        hook=hook, patient=patient, resources=kept, context=context, rejected=rejected, seen=seen
+    )
+
+
+def ndjson_resources(folder: Path) -> tuple[list[dict[str, Any]], list[Rejection]]:
+    """Every resource of every *.ndjson file in a folder; unreadable lines are recorded, not fatal."""
+    out: list[dict[str, Any]] = []
+    rejected: list[Rejection] = []
+    files = sorted(folder.glob("*.ndjson"))
+    if not files:
+        raise InputError(f"{folder} has no .ndjson files")
+    for path in files:
+        with path.open("rb") as handle:
+            for lineno, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    res = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    rejected.append(Rejection(f"{path.name}:{lineno}", f"not valid JSON: {exc}"))
+                    continue
+                if isinstance(res, dict) and isinstance(res.get("resourceType"), str):
+                    out.append(res)
+                else:
+                    rejected.append(Rejection(f"{path.name}:{lineno}", "not a FHIR resource"))
+    return out, rejected

@@ -157,11 +157,7 @@ def icd_codes(concept: Any) -> list[str]:
     out: list[str] = []
     if isinstance(concept, dict) and isinstance(concept.get("coding"), list):
         for c in concept["coding"]:
-            if (
-                isinstance(c, dict)
-                and canonical_system(c.get("system")) == ICD10CM
-                and isinstance(c.get("code"), str)
-            ):
+            if isinstance(c, dict) and canonical_system(c.get("system")) == ICD10CM and isinstance(c.get("code"), str):
                 out.append(normalise_code(ICD10CM, c["code"]))
     return out
 

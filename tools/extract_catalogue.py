@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from pathlib import Path
 
 ID_RE = re.compile(r"^(R|N|D|L|I|DD|S|PX|RH|PO|E|P)-\d{2}$")
 QUOTE_RE = re.compile(r"[\"“]([^\"”]+)[\"”]")
@@ -23,7 +24,7 @@ def toml_str(text: str) -> str:
 def main(path: str) -> None:
     area = ""
     items: dict[str, dict[str, object]] = {}
-    for raw in open(path, encoding="utf-8"):
+    for raw in Path(path).read_text(encoding="utf-8").splitlines():
         line = raw.rstrip("\n")
         if line.startswith("### ") or line.startswith("**Prevention") or line.startswith("**Post-operative"):
             area = line.strip("#* ").strip()

@@ -110,10 +110,9 @@ def bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
         full_url = entry.get("fullUrl")
         if isinstance(full_url, str) and full_url:
             rid = res.get("id")
-            if not isinstance(rid, str) or not rid:
-                if full_url.startswith("urn:uuid:"):
-                    res = {**res, "id": full_url[len("urn:uuid:") :]}
-                    rid = res["id"]
+            if (not isinstance(rid, str) or not rid) and full_url.startswith("urn:uuid:"):
+                res = {**res, "id": full_url[len("urn:uuid:") :]}
+                rid = res["id"]
             if isinstance(rid, str) and rid:
                 urn_map[full_url] = f"{res['resourceType']}/{rid}"
         out.append(res)
@@ -161,8 +160,7 @@ def _codeable_concepts(resource: dict[str, Any]) -> Iterator[Any]:
             if isinstance(contained, dict) and contained.get("resourceType") == "Medication":
                 yield contained.get("code")
     elif rtype == "DiagnosticReport":
-        for concept in resource.get("conclusionCode") or []:
-            yield concept
+        yield from resource.get("conclusionCode") or []
 
 
 def relevant_sets(resource: dict[str, Any], terminology: Terminology) -> set[str]:
@@ -293,14 +291,15 @@ def from_bundle(bundle: dict[str, Any], terminology: Terminology, hook: str = "p
 
 
 def from_resources(
-    resources: list[dict[str, Any]], terminology: Terminology, hook: str = "patient-view", patient_id: str | None = None
+    resources: list[dict[str, Any]],
+    terminology: Terminology,
+    hook: str = "patient-view",
+    patient_id: str | None = None,
 ) -> ClinicalInput:
     patient, kept, rejected, seen = select(resources, terminology, patient_id)
     pid = patient_id or (patient or {}).get("id")
     context = {"patientId": pid} if isinstance(pid, str) else {}
-    return ClinicalInput(
-        hook=hook, patient=patient, resources=kept, context=context, rejected=rejected, seen=seen
-    )
+    return ClinicalInput(hook=hook, patient=patient, resources=kept, context=context, rejected=rejected, seen=seen)
 
 
 def ndjson_resources(folder: Path) -> tuple[list[dict[str, Any]], list[Rejection]]:

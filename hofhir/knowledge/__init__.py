@@ -20,7 +20,14 @@ from typing import Any
 from hofhir.terminology import ICD10CM, Terminology, ValueSet, canonical_system, normalise_code
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-FILES = ("parameters.toml", "catalogue.toml", "literature.toml", "valuesets.toml", "ho-terminology.json", "cards.toml")
+FILES = (
+    "parameters.toml",
+    "catalogue.toml",
+    "literature.toml",
+    "valuesets.toml",
+    "ho-terminology.json",
+    "cards.toml",
+)
 
 
 class KnowledgeError(ValueError):
@@ -97,9 +104,7 @@ def _build_valuesets(spec: dict[str, Any], terminology_json: list[dict[str, Any]
                 prefix = "prefix" in str(coding.get("source", ""))
                 entries.append((coding["system"], coding["code"], prefix, f"{concept}: {coding.get('source', '')}"))
         for extra in body.get("add", []):
-            entries.append(
-                (extra["system"], extra["code"], extra.get("match") == "prefix", str(extra.get("why", "")))
-            )
+            entries.append((extra["system"], extra["code"], extra.get("match") == "prefix", str(extra.get("why", ""))))
         excluded = {str(x) for x in body.get("exclude", [])}
         for system, code, prefix, why in entries:
             sys = canonical_system(system)
@@ -117,12 +122,15 @@ def _build_valuesets(spec: dict[str, Any], terminology_json: list[dict[str, Any]
             if re.match(r"^[A-Z]\d", code):
                 vs.excluded_prefixes.add(normalise_code(ICD10CM, code))
             else:
-                vs.excluded_codes |= {(s, code) for s in (canonical_system(a) for a in ("snomed", "loinc", "rxnorm", "cpt"))}
+                vs.excluded_codes |= {
+                    (s, code) for s in (canonical_system(a) for a in ("snomed", "loinc", "rxnorm", "cpt"))
+                }
         names = tuple(str(n) for n in body.get("names", []))
         if names:
             vs.names = names
             vs.name_pattern = re.compile(
-                r"(?<![A-Za-z0-9])(?:" + "|".join(re.escape(n) for n in names) + r")(?![A-Za-z0-9])", re.IGNORECASE
+                r"(?<![A-Za-z0-9])(?:" + "|".join(re.escape(n) for n in names) + r")(?![A-Za-z0-9])",
+                re.IGNORECASE,
             )
         out[name] = vs
     return out

@@ -1,0 +1,179 @@
+"""The one entry point: clinical input + clock (+ knowledge) -> Evaluation (guidance and trace).
+
+No I/O and no clock read: `now` is given. Which topics a hook may answer with is ho-rules-v1 §8.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from hofhir.clock import ensure_aware
+from hofhir.facts import PatientFacts, build_facts
+from hofhir.fhir.read import ClinicalInput, InputError, relevant_sets
+from hofhir.findings import Finding, Topic
+from hofhir.guidance import Guidance, combine
+from hofhir.knowledge import Knowledge, default_knowledge
+from hofhir.rules import diagnosis, prophylaxis, rehab, risk, surgery
+
+CHART_HOOKS = ("patient-view", "encounter-start")
+ORDER_HOOKS = ("order-select", "order-sign")
+DISCHARGE_HOOKS = ("encounter-discharge",)
+SUPPORTED_HOOKS = CHART_HOOKS + ORDER_HOOKS + DISCHARGE_HOOKS
+
+# ho-rules-v1 §8: the topics each hook may return.
+HOOK_TOPICS: dict[str, frozenset[Topic]] = {
+    **{
+        h: frozenset(
+            {
+                Topic.HO_RISK,
+                Topic.HO_SURVEILLANCE,
+                Topic.HO_SUSPECTED,
+                Topic.DVT_DIFFERENTIAL,
+                Topic.HO_PROPHYLAXIS,
+                Topic.HO_REHABILITATION,
+                Topic.HO_POSTOPERATIVE_REHAB,
+            }
+        )
+        for h in CHART_HOOKS
+    },
+    **{
+        h: frozenset(
+            {
+                Topic.HO_IMAGING,
+                Topic.HO_SURGICAL_READINESS,
+                Topic.HO_PROPHYLAXIS,
+                Topic.HO_POSTOPERATIVE_REHAB,
+            }
+        )
+        for h in ORDER_HOOKS
+    },
+    "encounter-discharge": frozenset({Topic.HO_RISK, Topic.HO_EDUCATION}),
+}
+INACTIVE_DRAFTS = frozenset({"cancelled", "entered-in-error", "revoked", "stopped", "completed"})
+
+
+@dataclass
+class Evaluation:
+    hook: str
+    guidance: list[Guidance]
+    trace: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"hook": self.hook, "guidance": [g.as_dict() for g in self.guidance], "trace": self.trace}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Evaluation:
+        return cls(
+            str(data["hook"]),
+            [Guidance.from_dict(g) for g in data["guidance"]],
+            dict(data.get("trace") or {}),
+        )
+
+
+def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None = None) -> Evaluation:
+    """Evaluate every rule that applies to the hook; never raises on odd FHIR (only on an unsupported hook)."""
+    if inputs.hook not in SUPPORTED_HOOKS:
+        raise InputError(f"unsupported hook {inputs.hook!r}; hofhir answers {', '.join(SUPPORTED_HOOKS)}")
+    k = knowledge or default_knowledge()
+    now = ensure_aware(now)
+    started = time.perf_counter()
+    facts = build_facts(inputs, k, now)
+    assessment = risk.assess(facts, k, now)
+    if inputs.hook in CHART_HOOKS:
+        findings = _chart_findings(facts, assessment, k, now)
+    elif inputs.hook in ORDER_HOOKS:
+        findings = _order_findings(facts, inputs, k, now)
+    else:
+        findings = _discharge_findings(facts, assessment, k, now)
+    allowed = HOOK_TOPICS[inputs.hook]
+    findings = [f for f in findings if f.topic in allowed]
+    guidance = combine(findings, k)
+    trace = {
+        "knowledgeVersion": k.version,
+        "now": now.isoformat(),
+        "patient": facts.patient_id,
+        "resourcesSeen": inputs.seen,
+        "resourcesUsed": len(inputs.resources),
+        "draftOrders": len(inputs.draft_orders),
+        "rejected": [r.as_dict() for r in inputs.rejected],
+        "ignored": facts.ignored,
+        "populations": {
+            p.population.value: {
+                "level": p.level.value,
+                "index": p.index.resource if p.index else None,
+                "indexDate": p.index.when.isoformat() if p.index and p.index.when else None,
+                "basis": p.basis,
+                "factors": [
+                    {"rule": f.rule, "name": f.name, "status": f.status.value, "evidence": f.evidence}
+                    for f in p.factors
+                ],
+            }
+            for p in assessment.populations
+        },
+        "riskLevel": assessment.level.value if assessment.level else None,
+        "findings": [{"topic": f.topic.value, "rules": list(f.rules), "summary": f.summary} for f in findings],
+        "elapsedMs": round((time.perf_counter() - started) * 1000, 3),
+    }
+    return Evaluation(inputs.hook, guidance, trace)
+
+
+def _chart_findings(facts: PatientFacts, assessment: risk.RiskAssessment, k: Knowledge, now: datetime) -> list[Finding]:
+    findings: list[Finding | None] = [
+        risk.risk_finding(assessment, k, now),
+        diagnosis.surveillance(facts, assessment, k, now),
+    ]
+    suspected = diagnosis.suspicion(facts, k, now)
+    if suspected is not None:
+        findings.append(diagnosis.suspected_finding(suspected, facts, k, now))
+    findings.append(diagnosis.dvt_differential(facts, k, now, suspected))
+    findings.extend(prophylaxis.prophylaxis_indicated(facts, k, now))
+    findings.append(rehab.rehabilitation(facts, assessment, k, suspected))
+    findings.append(rehab.postoperative(facts, k, now))
+    return [f for f in findings if f is not None]
+
+
+def _draft_orders(inputs: ClinicalInput, k: Knowledge) -> list[tuple[dict[str, Any], set[str]]]:
+    """Draft orders with the value sets they fall in; order-select looks at the new selections only."""
+    selections = inputs.context.get("selections")
+    selected = {s for s in selections if isinstance(s, str)} if isinstance(selections, list) else set()
+    out = []
+    for order in inputs.draft_orders:
+        if order.get("status") in INACTIVE_DRAFTS:
+            continue
+        ref = f"{order.get('resourceType')}/{order.get('id')}"
+        if inputs.hook == "order-select" and selected and ref not in selected:
+            continue
+        out.append((order, relevant_sets(order, k.terminology)))
+    return out
+
+
+def _order_findings(facts: PatientFacts, inputs: ClinicalInput, k: Knowledge, now: datetime) -> list[Finding]:
+    drafts = _draft_orders(inputs, k)
+    findings: list[Finding] = diagnosis.imaging_orders(facts, k, now, drafts)
+    indicated = prophylaxis.prophylaxis_indicated(facts, k, now)
+    for order, concepts in drafts:
+        if "ho_excision" in concepts:
+            findings.append(surgery.readiness(facts, k, now, order))
+        if "tha" in concepts and not concepts & {"hemiarthroplasty"} and order.get("resourceType") == "ServiceRequest":
+            found = prophylaxis.tha_order(facts, k, now, order, concepts)
+            if found is not None:
+                findings.append(found)
+        if "nsaid" in concepts and order.get("resourceType", "").startswith("Medication"):
+            found = prophylaxis.nsaid_order(facts, k, now, order, indicated)
+            if found is not None:
+                findings.append(found)
+        if "rom_therapy" in concepts:
+            found = rehab.rom_order_after_resection(facts, k, now, order)
+            if found is not None:
+                findings.append(found)
+    return findings
+
+
+def _discharge_findings(
+    facts: PatientFacts, assessment: risk.RiskAssessment, k: Knowledge, now: datetime
+) -> list[Finding]:
+    findings = [risk.risk_finding(assessment, k, now), rehab.education(facts, assessment, k)]
+    return [f for f in findings if f is not None]

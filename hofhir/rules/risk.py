@@ -1,0 +1,513 @@
+"""HO risk level per index population (ho-rules-v1 §3). Pure functions over PatientFacts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from hofhir.clock import days_between
+from hofhir.facts import (
+    Entry,
+    IndexEvent,
+    PatientFacts,
+    Population,
+    burn_tbsa,
+    sci_picture,
+    tbi_picture,
+)
+from hofhir.findings import Factor, FactorStatus, Finding, Indicator, RiskLevel, Topic, highest
+from hofhir.knowledge import Knowledge
+from hofhir.rules.common import population_names, say
+
+PRESENT, ABSENT, UNKNOWN = FactorStatus.PRESENT, FactorStatus.ABSENT, FactorStatus.UNKNOWN
+
+# Evidence every population's assessment cites (ho-rules-v1 §2 table).
+POPULATION_EVIDENCE: dict[Population, tuple[str, ...]] = {
+    Population.SCI: ("E-01", "R-20"),
+    Population.TBI: ("E-02", "N-07"),
+    Population.THA: ("E-05",),
+    Population.ACETABULAR_ORIF: ("E-07",),
+    Population.BURN: ("R-10",),
+    Population.STROKE: ("E-03",),
+    Population.FRACTURE: ("R-09", "R-18"),
+}
+
+
+@dataclass(frozen=True)
+class PopulationRisk:
+    population: Population
+    level: RiskLevel
+    index: IndexEvent | None
+    factors: tuple[Factor, ...]
+    rules: tuple[str, ...]
+    basis: str  # one line: how the level was reached
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RiskAssessment:
+    level: RiskLevel | None  # None: no at-risk population
+    populations: tuple[PopulationRisk, ...]
+    modifiers: tuple[str, ...]
+    context: tuple[str, ...]
+    rules: tuple[str, ...]
+
+    def for_population(self, population: Population) -> PopulationRisk | None:
+        return next((p for p in self.populations if p.population == population), None)
+
+
+def _present(rule: str, name: str, entries: list[Entry]) -> Factor:
+    e = entries[0]
+    when = f", {e.when.date()}" if e.when else ""
+    return Factor(rule, name, PRESENT, f"{e.display}{when}")
+
+
+def _recorded_or_unknown(rule: str, name: str, entries: list[Entry]) -> Factor:
+    """Conditions absent from the record are not known to be absent: report 'not recorded'."""
+    return _present(rule, name, entries) if entries else Factor(rule, name, UNKNOWN, "not recorded")
+
+
+def _present_count(factors: tuple[Factor, ...] | list[Factor]) -> int:
+    return sum(1 for f in factors if f.status is PRESENT)
+
+
+# ---------- SCI ----------
+
+
+def sci_risk(facts: PatientFacts, k: Knowledge) -> PopulationRisk:
+    index = facts.index_event(Population.SCI)
+    picture = sci_picture(facts)
+    age_limit = int(k.param("age", "sci_age_over_years"))
+    age = facts.age_on(index.when if index else None)
+    if age is None:
+        n01 = Factor("N-01", f"age over {age_limit} at injury", UNKNOWN, "birth date or injury date not recorded")
+    else:
+        n01 = Factor("N-01", f"age over {age_limit} at injury", PRESENT if age > age_limit else ABSENT, f"{age} years")
+    if picture.complete is True:
+        n02 = _present("N-02", "complete injury", facts.recorded("sci_complete"))
+    elif picture.complete is False:
+        n02 = Factor("N-02", "complete injury", ABSENT, "incomplete lesion recorded")
+    else:
+        n02 = Factor("N-02", "complete injury", UNKNOWN, "completeness not recorded")
+    n03 = spasticity_factor(facts, "N-03")
+    n04 = _recorded_or_unknown("N-04", "pressure ulcer", facts.recorded("pressure_ulcer"))
+    factors = (n01, n02, n03, n04)
+    count = _present_count(factors)
+    rules = ["N-05", *(f.rule for f in factors if f.status is PRESENT)]
+    notes: list[str] = []
+    if count >= 2:
+        level, basis = RiskLevel.HIGH, f"{count} of 4 additive SCI risk factors (2 or more: high)"
+    elif count == 0 and picture.lumbosacral_only:
+        level, basis = RiskLevel.LOW, "lumbar/sacral level and none of the 4 SCI risk factors"
+        rules.append("N-06")
+    else:
+        level, basis = RiskLevel.MODERATE, f"{count} of 4 additive SCI risk factors"
+    if picture.lumbosacral_only and level is not RiskLevel.LOW:
+        notes.append("Lumbar/sacral level: HO is less likely than after cervical or thoracic injury (N-06).")
+        rules.append("N-06")
+    return PopulationRisk(Population.SCI, level, index, factors, tuple(dict.fromkeys(rules)), basis, tuple(notes))
+
+
+def spasticity_factor(facts: PatientFacts, rule: str) -> Factor:
+    conditions = facts.recorded("spasticity")
+    if conditions:
+        return _present(rule, "spasticity", conditions)
+    drugs = facts.recorded("antispasticity")
+    if drugs:
+        e = drugs[0]
+        return Factor(rule, "spasticity", PRESENT, f"antispasticity drug: {e.display}")
+    return Factor(rule, "spasticity", UNKNOWN, "not recorded")
+
+
+# ---------- TBI ----------
+
+
+def tbi_risk(facts: PatientFacts, k: Knowledge, now: datetime) -> PopulationRisk:
+    index = facts.index_event(Population.TBI)
+    picture = tbi_picture(facts, k, now)
+    long_coma = float(k.param("coma", "long_coma_days"))
+    if picture.severe_because:
+        n07 = Factor("N-07", "severe injury", PRESENT, "; ".join(picture.severe_because))
+    else:
+        n07 = Factor("N-07", "severe injury", UNKNOWN, "no GCS, loss-of-consciousness code or coma recorded")
+    if picture.coma_days is None:
+        n08 = Factor("N-08", f"coma over {long_coma:g} days", UNKNOWN, "coma duration not recorded")
+    else:
+        status = PRESENT if picture.coma_days > long_coma else ABSENT
+        n08 = Factor(
+            "N-08",
+            f"coma over {long_coma:g} days",
+            status,
+            f"{picture.coma_days:.0f} days: {picture.coma_evidence}",
+        )
+    n09 = _recorded_or_unknown("N-09", "long-bone fracture", facts.recorded("long_bone_fracture"))
+    n10 = spasticity_factor(facts, "N-10")
+    factors = (n07, n08, n09, n10)
+    count = _present_count(factors)
+    if count >= 2:
+        level, basis = RiskLevel.HIGH, f"{count} TBI risk factors (2 or more: high)"
+    elif count == 1:
+        level, basis = RiskLevel.MODERATE, "1 TBI risk factor"
+    else:
+        level, basis = RiskLevel.LOW, "no TBI risk factor recorded"
+    rules = ["N-07", *(f.rule for f in factors if f.status is PRESENT)]
+    return PopulationRisk(Population.TBI, level, index, factors, tuple(dict.fromkeys(rules)), basis)
+
+
+# ---------- THA ----------
+
+HIP_SURGERY_SETS = ("tha", "acetabular_orif", "ho_excision")
+
+
+def prior_ho_after_hip_surgery(facts: PatientFacts, before: datetime | None) -> Entry | None:
+    """R-02: an HO diagnosis that followed an earlier hip operation (or an earlier HO excision)."""
+    surgeries = [e for e in facts.recorded(*HIP_SURGERY_SETS) if e.resource_type == "Procedure"]
+    prosthesis = facts.recorded("hip_prosthesis")
+    for ho in facts.recorded("ho"):
+        if ho.resource_type != "Condition":
+            continue
+        if before is not None and ho.when is not None and ho.when >= before:
+            continue
+        for surgery in surgeries:
+            if surgery.when is None or ho.when is None or surgery.when <= ho.when:
+                return ho
+        if prosthesis:
+            return ho
+    for excision in facts.recorded("ho_excision"):
+        if excision.resource_type == "Procedure" and (
+            before is None or excision.when is None or excision.when < before
+        ):
+            return excision
+    return None
+
+
+def _sides(entries: list[Entry]) -> set[str]:
+    sides: set[str] = set()
+    for e in entries:
+        text = f"{e.site} {e.display}".lower()
+        for code in e.icd:
+            if code.startswith(("M161", "M163", "M165", "M167", "Z9664", "M2575")) and code[-1] in "12":
+                sides.add({"1": "right", "2": "left"}[code[-1]])
+        if "right" in text:
+            sides.add("right")
+        if "left" in text:
+            sides.add("left")
+    return sides
+
+
+def tha_factors(
+    facts: PatientFacts,
+    k: Knowledge,
+    surgery: Entry | None,
+    reference: datetime,
+    planned_revision: bool = False,
+) -> tuple[list[Factor], list[Factor]]:
+    """(strong factors, other factors) for a THA done at `surgery` (or planned, surgery=None, at `reference`)."""
+    strong: list[Factor] = []
+    other: list[Factor] = []
+    surgery_date = surgery.when if surgery else reference
+    prior = prior_ho_after_hip_surgery(facts, surgery_date)
+    strong.append(
+        Factor("R-02", "prior HO after hip surgery", PRESENT, f"{prior.display} ({prior.resource})")
+        if prior
+        else Factor("R-02", "prior HO after hip surgery", UNKNOWN, "not recorded")
+    )
+    strong.append(
+        _recorded_or_unknown(
+            "R-07", "ankylosing spondylitis, DISH or Paget disease", facts.recorded("bone_forming_disorder")
+        )
+    )
+    if facts.sex is None or facts.sex == "unknown":
+        other.append(Factor("R-01", "male sex", UNKNOWN, "sex not recorded"))
+    else:
+        other.append(Factor("R-01", "male sex", PRESENT if facts.sex == "male" else ABSENT, facts.sex))
+    hip_entries = facts.recorded("hip_oa", "hip_prosthesis")
+    bilateral = facts.recorded("hip_oa_bilateral")
+    if bilateral:
+        other.append(_present("R-03", "bilateral hip disease", bilateral))
+    elif _sides(hip_entries) == {"right", "left"}:
+        other.append(Factor("R-03", "bilateral hip disease", PRESENT, "right and left hip disease recorded"))
+    else:
+        other.append(Factor("R-03", "bilateral hip disease", UNKNOWN, "not recorded"))
+    if facts.recorded("hip_oa") and facts.recorded("hip_osteophyte"):
+        other.append(_present("R-04", "hypertrophic OA with osteophytes", facts.recorded("hip_osteophyte")))
+    else:
+        other.append(Factor("R-04", "hypertrophic OA with osteophytes", UNKNOWN, "not recorded"))
+    poor_rom = [
+        e for e in facts.recorded("poor_hip_rom") if e.when is None or surgery_date is None or e.when <= surgery_date
+    ]
+    other.append(_recorded_or_unknown("R-05", "poor pre-operative hip range of motion", poor_rom))
+    if planned_revision or (
+        surgery is not None and surgery.resource in {e.resource for e in facts.recorded("tha_revision")}
+    ):
+        other.append(
+            Factor("R-11", "revision arthroplasty", PRESENT, surgery.display if surgery else "revision ordered")
+        )
+    other.append(
+        _recorded_or_unknown("R-13", "immobilization, bed rest or assisted ventilation", facts.recorded("immobility"))
+    )
+    if surgery is not None and surgery.when is not None:
+        other.extend(_postoperative_factors(facts, k, surgery.when))
+    return strong, other
+
+
+def _postoperative_factors(facts: PatientFacts, k: Knowledge, surgery_date: datetime) -> list[Factor]:
+    out: list[Factor] = []
+    threshold = float(k.param("fever", "threshold_celsius"))
+    window = timedelta(days=k.window("fever_at_surgery_window_days"))
+    temps = [m for m in facts.measurements.get("body_temperature", []) if m.when is not None and m.value is not None]
+    near = [m for m in temps if abs(m.when - surgery_date) <= window]  # type: ignore[operator]
+    fever_codes = [e for e in facts.recorded("fever") if e.when is not None and abs(e.when - surgery_date) <= window]
+    if fever_codes or any(m.value is not None and m.value >= threshold for m in near):
+        out.append(Factor("R-06", "fever at the time of surgery", PRESENT, f">= {threshold:g} °C around the operation"))
+    elif near:
+        out.append(Factor("R-06", "fever at the time of surgery", ABSENT, "temperature normal around the operation"))
+    else:
+        out.append(
+            Factor(
+                "R-06",
+                "fever at the time of surgery",
+                UNKNOWN,
+                "no temperature recorded around the operation",
+            )
+        )
+    dislocation_days = k.window("early_dislocation_days")
+    dislocations = [
+        e
+        for e in facts.recorded("prosthesis_dislocation")
+        if e.when is not None and 0 <= days_between(surgery_date, e.when) <= dislocation_days
+    ]
+    out.append(_recorded_or_unknown("R-15", f"prosthesis dislocation within {dislocation_days} days", dislocations))
+    search_end = surgery_date + timedelta(days=k.window("postoperative_fever_search_days"))
+    fever_days = {
+        m.when.date()
+        for m in temps
+        if m.when is not None and m.value is not None and m.value >= threshold and surgery_date < m.when <= search_end
+    }
+    limit = k.window("postoperative_fever_days")
+    if len(fever_days) > limit:
+        out.append(
+            Factor("R-16", f"post-operative fever over {limit} days", PRESENT, f"fever on {len(fever_days)} days")
+        )
+    else:
+        out.append(
+            Factor(
+                "R-16",
+                f"post-operative fever over {limit} days",
+                UNKNOWN if not temps else ABSENT,
+                "not recorded" if not temps else f"fever on {len(fever_days)} days",
+            )
+        )
+    hematomas = [e for e in facts.recorded("postop_hematoma") if e.when is None or e.when >= surgery_date]
+    out.append(_recorded_or_unknown("R-17", "post-operative hematoma", hematomas))
+    return out
+
+
+def tha_level(strong: list[Factor], other: list[Factor]) -> tuple[RiskLevel, str]:
+    strong_n = _present_count(strong)
+    other_n = _present_count(other)
+    if strong_n:
+        return RiskLevel.HIGH, "a strong THA risk factor (R-02 or R-07)"
+    if other_n >= 2:
+        return RiskLevel.HIGH, f"{other_n} THA risk factors (2 or more: high)"
+    if other_n == 1:
+        return RiskLevel.MODERATE, "1 THA risk factor"
+    return RiskLevel.LOW, "no THA risk factor recorded"
+
+
+def tha_risk(facts: PatientFacts, k: Knowledge, now: datetime) -> PopulationRisk:
+    index = facts.index_event(Population.THA)
+    surgery = next((e for e in facts.recorded("tha") if index and e.resource == index.resource), None)
+    strong, other = tha_factors(facts, k, surgery, index.when if index and index.when else now)
+    level, basis = tha_level(strong, other)
+    factors = tuple(strong + other)
+    rules = tuple(dict.fromkeys(f.rule for f in factors if f.status is PRESENT))
+    return PopulationRisk(Population.THA, level, index, factors, rules, basis)
+
+
+# ---------- other populations ----------
+
+
+def burn_risk(facts: PatientFacts, k: Knowledge) -> PopulationRisk:
+    index = facts.index_event(Population.BURN)
+    decile = burn_tbsa(facts)
+    limit = int(k.param("burn", "high_risk_tbsa_decile"))
+    if decile is None:
+        factor = Factor(
+            "LIT-LEVI-2015",
+            "burn extent 30 % of body surface or more",
+            UNKNOWN,
+            "extent (T31/T32) not recorded",
+        )
+    else:
+        status = PRESENT if decile >= limit else ABSENT
+        factor = Factor(
+            "LIT-LEVI-2015",
+            "burn extent 30 % of body surface or more",
+            status,
+            f"{decile * 10}-{decile * 10 + 9} %",
+        )
+    if factor.status is PRESENT:
+        return PopulationRisk(
+            Population.BURN,
+            RiskLevel.HIGH,
+            index,
+            (factor,),
+            ("R-10", "LIT-LEVI-2015"),
+            "full-thickness burn over 30 % or more of the body surface ([LIT] Levi 2015)",
+        )
+    return PopulationRisk(Population.BURN, RiskLevel.MODERATE, index, (factor,), ("R-10",), "full-thickness burn")
+
+
+def general_factors(facts: PatientFacts, k: Knowledge, now: datetime) -> tuple[Factor, ...]:
+    """R-19 (S2): prolonged immobility, extremity swelling, pressure ulcers, coma over 2 weeks."""
+    picture = tbi_picture(facts, k, now)
+    long_coma = float(k.param("coma", "long_coma_days"))
+    if picture.coma_days is not None and picture.coma_days > long_coma:
+        coma = Factor("R-19", f"coma over {long_coma:g} days", PRESENT, picture.coma_evidence)
+    else:
+        coma = Factor("R-19", f"coma over {long_coma:g} days", UNKNOWN, "not recorded")
+    return (
+        _recorded_or_unknown("R-19", "prolonged immobility", facts.recorded("immobility")),
+        _recorded_or_unknown("R-19", "extremity swelling", facts.recorded("sign_swelling")),
+        _recorded_or_unknown("R-19", "pressure ulcer", facts.recorded("pressure_ulcer")),
+        coma,
+    )
+
+
+def general_risk(facts: PatientFacts, k: Knowledge, population: Population, now: datetime) -> PopulationRisk:
+    index = facts.index_event(population)
+    factors = general_factors(facts, k, now)
+    count = _present_count(factors)
+    if count:
+        return PopulationRisk(
+            population,
+            RiskLevel.MODERATE,
+            index,
+            factors,
+            ("R-19",),
+            f"{count} of the general risk factors (R-19)",
+        )
+    return PopulationRisk(
+        population, RiskLevel.LOW, index, factors, (), "none of the general risk factors (R-19) recorded"
+    )
+
+
+def acetabular_risk(facts: PatientFacts) -> PopulationRisk:
+    return PopulationRisk(
+        Population.ACETABULAR_ORIF,
+        RiskLevel.HIGH,
+        facts.index_event(Population.ACETABULAR_ORIF),
+        (),
+        ("E-07",),
+        "open fixation of an acetabular fracture (up to 50 % develop HO)",
+    )
+
+
+# ---------- the whole picture ----------
+
+
+def assess(facts: PatientFacts, k: Knowledge, now: datetime) -> RiskAssessment:
+    populations: list[PopulationRisk] = []
+    present = set(facts.populations())
+    if Population.SCI in present:
+        populations.append(sci_risk(facts, k))
+    if Population.TBI in present:
+        populations.append(tbi_risk(facts, k, now))
+    if Population.THA in present:
+        populations.append(tha_risk(facts, k, now))
+    if Population.ACETABULAR_ORIF in present:
+        populations.append(acetabular_risk(facts))
+    if Population.BURN in present:
+        populations.append(burn_risk(facts, k))
+    for population in (Population.STROKE, Population.FRACTURE):
+        if population in present:
+            populations.append(general_risk(facts, k, population, now))
+    populations = [
+        PopulationRisk(
+            p.population,
+            p.level,
+            p.index,
+            p.factors,
+            POPULATION_EVIDENCE[p.population] + p.rules,
+            p.basis,
+            p.notes,
+        )
+        for p in populations
+    ]
+    level = highest([p.level for p in populations])
+    modifiers: list[str] = []
+    rules: list[str] = [r for p in populations for r in p.rules]
+    age = facts.age_on(now)
+    young = int(k.param("age", "young_child_under_years"))
+    if level is not None and age is not None and age < young:
+        level = RiskLevel.LOW
+        modifiers.append(f"Age {age}: HO is rare in very young children (E-06); level set to low.")
+        rules.append("E-06")
+    context: list[str] = []
+    if Population.SCI in present and facts.recorded("anticoagulant"):
+        context.append(
+            "Anticoagulant recorded: S1 links anticoagulants in SCI to hematoma and secondary HO (P-04), "
+            "but the literature conflicts ([LIT] SCIRE: warfarin may inhibit HO); shown as context, not scored."
+        )
+        rules += ["P-04", "LIT-ANTICOAGULANTS"]
+    permissive = [e.display for e in facts.recorded("dvt", "pressure_ulcer")][:3]
+    if level is not None and permissive:
+        context.append(f"Local permissive factors recorded (P-01, context only): {', '.join(permissive)}.")
+        rules.append("P-01")
+    return RiskAssessment(level, tuple(populations), tuple(modifiers), tuple(context), tuple(dict.fromkeys(rules)))
+
+
+# ---------- the ho-risk card ----------
+
+
+def _factor_line(f: Factor) -> str:
+    return f"{f.rule} {f.name}: {f.evidence}" if f.evidence else f"{f.rule} {f.name}"
+
+
+def risk_finding(assessment: RiskAssessment, k: Knowledge, now: datetime) -> Finding | None:
+    """ho-risk: level, the factors found, and those absent or not assessable, per population."""
+    if assessment.level is None:
+        return None
+    populations = [p.population for p in assessment.populations]
+    reasons: list[str] = []
+    factors: list[Factor] = []
+    for p in assessment.populations:
+        when = f" on {p.index.when.date()}" if p.index and p.index.when else " (date not recorded)"
+        event = p.index.display if p.index else population_names(k, [p.population])
+        reasons.append(
+            f"**{population_names(k, [p.population]).capitalize()}** ({event}{when}): {p.level.value}, {p.basis}."
+        )
+        found = [f for f in p.factors if f.status is FactorStatus.PRESENT]
+        absent = [f for f in p.factors if f.status is FactorStatus.ABSENT]
+        unknown = [f for f in p.factors if f.status is FactorStatus.UNKNOWN]
+        if found:
+            reasons.append("Factors found: " + "; ".join(_factor_line(f) for f in found) + ".")
+        if absent:
+            reasons.append("Factors absent: " + "; ".join(_factor_line(f) for f in absent) + ".")
+        if unknown:
+            reasons.append(
+                "Not assessable from the record: " + "; ".join(f"{f.name}: {f.evidence}" for f in unknown) + "."
+            )
+        reasons.extend(p.notes)
+        factors.extend(p.factors)
+    reasons.extend(assessment.modifiers)
+    summary_pops = [p.population for p in assessment.populations if p.level is assessment.level] or populations
+    return Finding(
+        topic=Topic.HO_RISK,
+        indicator=Indicator.WARNING if assessment.level is RiskLevel.HIGH else Indicator.INFO,
+        rules=assessment.rules,
+        summary=say(
+            k,
+            "summaries",
+            "risk",
+            level_title=assessment.level.value.capitalize(),
+            populations=population_names(k, summary_pops[:2]),
+        ),
+        populations=tuple(populations),
+        reasons=tuple(reasons),
+        advice=assessment.context,
+        factors=tuple(factors),
+        risk_level=assessment.level,
+        priority=3,
+    )

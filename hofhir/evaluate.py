@@ -89,12 +89,14 @@ def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None =
     else:
         findings = _discharge_findings(facts, assessment, k, now)
     allowed = HOOK_TOPICS[inputs.hook]
-    findings = [f for f in findings if f.topic in allowed]
+    # Guidance is for the living: a deceased patient's chart gets no HO cards (the trace says why).
+    findings = [f for f in findings if f.topic in allowed and not facts.deceased]
     guidance = combine(findings, k)
     trace = {
         "knowledgeVersion": k.version,
         "now": now.isoformat(),
         "patient": facts.patient_id,
+        "deceased": facts.deceased,
         "resourcesSeen": inputs.seen,
         "resourcesUsed": len(inputs.resources),
         "draftOrders": len(inputs.draft_orders),

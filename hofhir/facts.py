@@ -123,6 +123,7 @@ class PatientFacts:
     patient_id: str | None
     sex: str | None
     birth_date: date | None
+    deceased: bool = False
     entries: dict[str, list[Entry]] = field(default_factory=dict)
     measurements: dict[str, list[Measurement]] = field(default_factory=dict)
     index_events: dict[Population, list[IndexEvent]] = field(default_factory=dict)
@@ -278,6 +279,7 @@ class _Builder:
             patient_id=patient.get("id") if isinstance(patient.get("id"), str) else None,
             sex=patient.get("gender") if isinstance(patient.get("gender"), str) else None,
             birth_date=parse_date(patient.get("birthDate")),
+            deceased=patient.get("deceasedBoolean") is True or isinstance(patient.get("deceasedDateTime"), str),
         )
         self.inputs = inputs
 

@@ -20,7 +20,7 @@ Forms (`Notification.form`):
 
 Validation: the status resource is checked with fhir.resources models: R4 and R4B data with the
 R4B models, R5 data with the R5 models. The notification Bundle is checked the same way, without
-its entries' resources. Payload resources are only checked for shape (an object with a
+its entries' resources (a `message` wrapper only for shape). Payload resources are only checked for shape (an object with a
 resourceType): the worker reads what it needs from the FHIR server anyway, so an odd element in a
 payload should not cost the notification.
 
@@ -69,6 +69,13 @@ EVENT_TYPES: Final = frozenset({"event-notification", "query-event"})
 HISTORY: Final = "history"
 SUBSCRIPTION_NOTIFICATION: Final = "subscription-notification"
 MESSAGE: Final = "message"
+TOPIC_BUNDLE_TYPES: Final = frozenset({HISTORY, SUBSCRIPTION_NOTIFICATION, MESSAGE})
+# (Bundle.type, first entry's resourceType) -> form.
+_STATUS_FORMS: Final[Mapping[tuple[str | None, str], TopicBasedForm]] = {
+    (HISTORY, "Parameters"): "backport-r4",
+    (HISTORY, "SubscriptionStatus"): "r4b",
+    (SUBSCRIPTION_NOTIFICATION, "SubscriptionStatus"): "r5",
+}
 
 _JSON_MEDIA_TYPES: Final = frozenset({"application/fhir+json", "application/json", "application/json+fhir"})
 _FHIR_ID = r"[A-Za-z0-9\-.]{1,64}"
@@ -158,7 +165,7 @@ def parse_notification(
     """
     method = method.upper()
     if method not in ("POST", "PUT"):
-        raise NotificationError(f"notifications arrive by POST or PUT, not {method}")
+        raise NotificationError(f"notifications arrive by POST or PUT, not {method[:16]!r}")
     target = _notification_target(path)
     if method == "PUT" and target is None:
         raise NotificationError("a PUT notification needs the resource in the path: /fhir/notifications/{type}/{id}")
@@ -169,13 +176,10 @@ def parse_notification(
     resource = _json_resource(body)
     if target is not None:
         return _rest_hook_update(subscription, target, resource)
-    if resource["resourceType"] == "Bundle" and resource.get("type") in (
-        HISTORY,
-        SUBSCRIPTION_NOTIFICATION,
-        MESSAGE,
-    ):
+    bundle_type = _string(resource.get("type")) if resource["resourceType"] == "Bundle" else None
+    if bundle_type in TOPIC_BUNDLE_TYPES:
         return _topic_notification(resource)
-    if resource["resourceType"] == "Bundle" and resource.get("type") != "document":
+    if resource["resourceType"] == "Bundle" and bundle_type != "document":
         return _rest_hook_bundle(subscription, resource)
     return _rest_hook_resource(subscription, resource)
 
@@ -269,8 +273,8 @@ def _rest_hook_resource(subscription: str | None, resource: Resource, focus: str
 
 def _rest_hook_bundle(subscription: str | None, bundle: Resource) -> Notification:
     # A Bundle of matched resources (not a document, which is itself the match): one event each.
-    _validate_bundle_shell(bundle, R4BBundle)
     entries = _entries(bundle)
+    _validate_bundle_shell(bundle, entries, R4BBundle)
     index = _full_url_index(entries)
     events = []
     for entry in entries:
@@ -307,50 +311,53 @@ def _is_r4_resource_type(resource_type: str) -> bool:
 
 
 def _topic_notification(bundle: Resource, *, in_message: bool = False) -> Notification:
-    bundle_type = bundle.get("type")
+    bundle_type = _string(bundle.get("type"))
     if bundle_type == MESSAGE:
         if in_message:
             raise NotificationError("a message Bundle inside a message Bundle is not a notification")
         return _topic_notification(_message_focus(bundle), in_message=True)
     entries = _entries(bundle)
     form, status_resource = _status_entry(bundle_type, entries)
-    _validate_bundle_shell(bundle, R5Bundle if form == "r5" else R4BBundle)
+    _validate_bundle_shell(bundle, entries, R5Bundle if form == "r5" else R4BBundle)
     status = _subscription_status(status_resource, form)
     payload = [entry["resource"] for entry in entries[1:] if "resource" in entry]
-    index = _full_url_index(entries)
-    return replace(status, events=_events_with_payload(status.events, payload, index))
+    return replace(status, events=_events_with_payload(status.events, payload, _full_url_index(entries)))
 
 
-def _status_entry(bundle_type: object, entries: Sequence[Mapping[str, Any]]) -> tuple[TopicBasedForm, Resource]:
+def _status_entry(bundle_type: str | None, entries: Sequence[Mapping[str, Any]]) -> tuple[TopicBasedForm, Resource]:
     """The form and the status resource, which is the first entry of every notification Bundle."""
     first: Resource | None = entries[0].get("resource") if entries else None
     found = first["resourceType"] if first is not None else "no resource"
-    if first is not None and bundle_type == HISTORY and found == "Parameters":
-        return "backport-r4", first
-    if first is not None and found == "SubscriptionStatus":
-        return ("r4b" if bundle_type == HISTORY else "r5"), first
+    form = _STATUS_FORMS.get((bundle_type, found))
+    if form is not None and first is not None:
+        return form, first
     if bundle_type == HISTORY:
         raise NotificationError(
             "a history Bundle is a notification only when its first entry is a Parameters (R4 Backport) "
             f"or a SubscriptionStatus (R4B); found {found}"
         )
-    raise NotificationError(f"a subscription-notification Bundle must start with a SubscriptionStatus; found {found}")
+    if bundle_type == SUBSCRIPTION_NOTIFICATION:
+        raise NotificationError(
+            f"a subscription-notification Bundle must start with a SubscriptionStatus; found {found}"
+        )
+    raise NotificationError(
+        f"a {bundle_type} Bundle is not a notification; expected history or subscription-notification"
+    )
 
 
 def _message_focus(bundle: Resource) -> Resource:
-    """The notification Bundle a `message` Bundle carries (R5 messaging channel)."""
+    """The notification Bundle a `message` Bundle carries (R5 messaging channel): the header's focus."""
     entries = _entries(bundle)
     header = entries[0].get("resource") if entries else None
     if header is None or header["resourceType"] != "MessageHeader":
         raise NotificationError("a message Bundle must start with a MessageHeader")
-    focus = {_string(_object(ref).get("reference")) for ref in _list(header.get("focus"))}
-    carried = [entry["resource"] for entry in entries[1:] if entry.get("resource", {}).get("resourceType") == "Bundle"]
-    for entry in entries[1:]:
-        if entry.get("fullUrl") in focus and entry.get("resource", {}).get("resourceType") == "Bundle":
-            return dict(entry["resource"])
-    if carried:
-        return dict(carried[0])
-    raise NotificationError("the message Bundle carries no subscription-notification Bundle")
+    focus = set(_references(header.get("focus")))
+    bundles = [entry for entry in entries[1:] if entry.get("resource", {}).get("resourceType") == "Bundle"]
+    focused = [entry for entry in bundles if entry.get("fullUrl") in focus]
+    if not bundles:
+        raise NotificationError("the message Bundle carries no subscription-notification Bundle")
+    carried: Resource = (focused or bundles)[0]["resource"]
+    return carried
 
 
 def _subscription_status(resource: Mapping[str, Any], form: TopicBasedForm) -> Notification:
@@ -578,8 +585,8 @@ def _full_url_index(entries: Iterable[Mapping[str, Any]]) -> dict[str, Resource]
     return {entry["fullUrl"]: entry["resource"] for entry in entries if "fullUrl" in entry and "resource" in entry}
 
 
-def _validate_bundle_shell(bundle: Resource, model: Any) -> None:
-    entries = _entries(bundle)
+def _validate_bundle_shell(bundle: Resource, entries: Sequence[Mapping[str, Any]], model: Any) -> None:
+    """Validate the Bundle without its entries' resources (each is read on its own terms)."""
     shell = {**bundle, "entry": [{k: v for k, v in entry.items() if k != "resource"} for entry in entries]}
     if not entries:
         shell.pop("entry")

@@ -44,6 +44,7 @@ from fhir.resources.R4B.bundle import Bundle as R4BBundle
 from fhir.resources.R4B.parameters import Parameters as R4BParameters
 from fhir.resources.R4B.subscriptionstatus import SubscriptionStatus as R4BSubscriptionStatus
 from fhir.resources.subscriptionstatus import SubscriptionStatus as R5SubscriptionStatus
+from pydantic import ValidationError
 
 NotificationForm: TypeAlias = Literal["r4-rest-hook", "backport-r4", "r4b", "r5"]
 TopicBasedForm: TypeAlias = Literal["backport-r4", "r4b", "r5"]
@@ -596,17 +597,14 @@ def _validate_bundle_shell(bundle: Resource, entries: Sequence[Mapping[str, Any]
 def _validate(resource: Mapping[str, Any], model: Any, name: str) -> None:
     try:
         model.model_validate(resource)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+    except ValueError as exc:  # ValidationError, and any ValueError a validator lets through
         raise NotificationError(f"invalid {name}: {_first_problem(exc, name)}") from None
     except (TypeError, AttributeError, KeyError, RecursionError) as exc:
         raise NotificationError(f"invalid {name}: {type(exc).__name__}") from None
 
 
 def _first_problem(exc: ValueError, name: str) -> str:
-    errors = getattr(exc, "errors", None)
-    if not callable(errors):
-        return str(exc)
-    problems = errors()
+    problems = exc.errors() if isinstance(exc, ValidationError) else []
     if not problems:
         return str(exc)
     first = problems[0]

@@ -444,6 +444,20 @@ def assess(facts: PatientFacts, k: Knowledge, now: datetime) -> RiskAssessment:
         level = RiskLevel.LOW
         modifiers.append(f"Age {age}: HO is rare in very young children (E-06); level set to low.")
         rules.append("E-06")
+        # The modifier applies to every population, so that surveillance and rehabilitation (which read
+        # the per-population levels) follow the lowered level too.
+        populations = [
+            PopulationRisk(
+                p.population,
+                RiskLevel.LOW,
+                p.index,
+                p.factors,
+                (*p.rules, "E-06"),
+                f"{p.basis}; age under {young}: low (E-06)" if p.level is not RiskLevel.LOW else p.basis,
+                p.notes,
+            )
+            for p in populations
+        ]
     context: list[str] = []
     if Population.SCI in present and facts.recorded("anticoagulant"):
         context.append(

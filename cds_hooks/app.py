@@ -1,0 +1,235 @@
+"""The Flask app factory: the CDS Hooks 2.0 service and its operational endpoints.
+
+gunicorn -c cds_hooks/gunicorn_conf.py "cds_hooks.app:create_app()"    (production)
+hofhir serve [--host H] [--port P]                                       (local: development server)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from cds_hooks import logs, metrics
+from cds_hooks.auth import AuthError, ReplayStoreUnavailable, Verifier, build_verifier, settings_from_env
+from cds_hooks.dispatch import Evaluator, InlineEvaluator
+from cds_hooks.errors import HttpError, operation_outcome
+from cds_hooks.settings import Settings
+from hofhir import __version__
+from hofhir.knowledge import Knowledge, default_knowledge
+from hofhir.store import Store, open_store
+
+log = logging.getLogger("hofhir.web")
+
+JSON_TYPES = ("application/json", "application/fhir+json")
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    knowledge: Knowledge
+    store: Store
+    verifier: Verifier
+    evaluator: Evaluator
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    started: float = field(default_factory=time.monotonic)
+    ready_cache: dict[str, Any] = field(default_factory=dict)
+
+
+def state() -> ServiceState:
+    from flask import current_app
+
+    found: ServiceState = current_app.extensions["hofhir"]
+    return found
+
+
+def json_response(body: Any, status: int = 200, content_type: str = "application/json") -> Response:
+    return Response(orjson.dumps(body), status=status, content_type=content_type)
+
+
+def outcome_response(status: int, message: str, expression: str | None = None) -> Response:
+    return json_response(operation_outcome(status, message, expression), status, "application/fhir+json")
+
+
+def read_json() -> Any:
+    """The request body as JSON: 415 for another content type, 400 for malformed JSON."""
+    mimetype = (request.mimetype or "").lower()
+    if mimetype not in JSON_TYPES:
+        raise HttpError(415, f"Content-Type must be application/json (got {request.mimetype or 'none'})")
+    raw = request.get_data(cache=False)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, f"malformed JSON: {exc}") from exc
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    knowledge: Knowledge | None = None,
+    clock: Callable[[], datetime] | None = None,
+    evaluator: Evaluator | None = None,
+    environ: dict[str, str] | None = None,
+) -> Flask:
+    import os
+
+    env = dict(os.environ) if environ is None else environ
+    settings = settings or Settings.from_env(env)
+    logs.configure(settings.log_level)
+    k = knowledge or default_knowledge()
+    redis_client = None
+    if settings.redis_url:
+        import redis
+
+        redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    auth_settings = settings_from_env({**env, "HOFHIR_AUTH": "on" if settings.auth else "off"})
+    store = open_store(settings.redis_url)
+    if evaluator is None:
+        evaluator = _default_evaluator(settings, k, store)
+    app = Flask("cds_hooks")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["hofhir"] = ServiceState(
+        settings=settings,
+        knowledge=k,
+        store=store,
+        verifier=build_verifier(auth_settings, redis_client),
+        evaluator=evaluator,
+        clock=clock or (lambda: datetime.now(UTC)),
+    )
+    metrics.set_build_info(__version__, k.version)
+    warm_up(k)
+
+    from cds_hooks import feedback, health, hooks, notifications, pages
+
+    app.register_blueprint(hooks.blueprint)
+    app.register_blueprint(feedback.blueprint)
+    app.register_blueprint(notifications.blueprint)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(pages.blueprint)
+    _install_handlers(app)
+    return app
+
+
+def warm_up(k: Knowledge) -> None:
+    """Evaluate a small built-in case once, so the first EHR call does not pay for loading model classes."""
+    from hofhir.evaluate import evaluate
+    from hofhir.fhir.read import from_resources
+
+    patient = {"resourceType": "Patient", "id": "warm-up", "gender": "male", "birthDate": "1980-01-01"}
+    resources: list[dict[str, Any]] = [patient]
+    for rtype, code in (
+        ("Condition", "S24.111A"),
+        ("Observation", "6768-6"),
+        ("Procedure", "27130"),
+        ("MedicationRequest", "1292"),
+    ):
+        body: dict[str, Any] = {"resourceType": rtype, "id": f"w-{rtype}", "subject": {"reference": "Patient/warm-up"}}
+        concept = {"coding": [{"system": "http://loinc.org", "code": code}], "text": "baclofen"}
+        if rtype == "Condition":
+            body |= {"code": concept, "onsetDateTime": "2026-01-01"}
+        elif rtype == "Observation":
+            body |= {
+                "status": "final",
+                "code": concept,
+                "valueQuantity": {"value": 100, "unit": "U/L"},
+                "effectiveDateTime": "2026-01-02",
+            }
+        elif rtype == "Procedure":
+            body |= {"status": "completed", "code": concept, "performedDateTime": "2026-01-01"}
+        else:
+            body |= {"status": "active", "intent": "order", "medicationCodeableConcept": concept}
+        resources.append(body)
+    for hook in ("patient-view", "order-sign", "encounter-discharge"):
+        evaluate(from_resources(resources, k.terminology, hook, "warm-up"), datetime(2026, 2, 1, tzinfo=UTC), k)
+
+
+def _default_evaluator(settings: Settings, k: Knowledge, store: Store) -> Evaluator:
+    if not settings.redis_url:
+        log.info("embedded mode: no HOFHIR_REDIS_URL, evaluations run in this process")
+        return InlineEvaluator(k)
+    from cds_hooks.dispatch import WorkerEvaluator
+
+    return WorkerEvaluator(settings, k, store)
+
+
+def _install_handlers(app: Flask) -> None:
+    @app.before_request
+    def _start() -> Response | None:
+        g.started = time.perf_counter()
+        g.request_id = request.headers.get("X-Request-ID") or str(uuid.uuid4())
+        if request.method == "OPTIONS":  # CORS preflight: answered before auth, as browsers send no token
+            return Response(status=204)
+        return None
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        origins = state().settings.cors_origins
+        origin = request.headers.get("Origin")
+        if origin and ("*" in origins or origin in origins):
+            response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Request-ID"
+            response.headers["Access-Control-Max-Age"] = "86400"
+            if "*" not in origins:
+                response.headers["Vary"] = "Origin"
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        endpoint = g.get("service_id") or (request.url_rule.rule if request.url_rule else "unmatched")
+        metrics.HTTP_REQUESTS.labels(service=endpoint, status=str(response.status_code)).inc()
+        if request.path not in ("/healthz", "/readyz", "/metrics"):
+            logs.request_line(request, response, g)
+        return response
+
+    @app.errorhandler(HttpError)
+    def _http_error(exc: HttpError) -> Response:
+        return outcome_response(exc.status, exc.message, exc.expression)
+
+    @app.errorhandler(AuthError)
+    def _unauthorized(exc: AuthError) -> Response:
+        log.info("401: %s", exc.reason)  # the reason stays in our log; the caller gets a bare 401
+        return Response(status=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.errorhandler(ReplayStoreUnavailable)
+    def _replay_down(exc: ReplayStoreUnavailable) -> Response:
+        return outcome_response(503, "authentication state is unavailable; try again")
+
+    @app.errorhandler(HTTPException)
+    def _werkzeug(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        messages = {
+            404: "not found",
+            405: f"method {request.method} not allowed here",
+            413: f"request body over {state().settings.max_body_bytes} bytes",
+        }
+        return outcome_response(status, messages.get(status, exc.description or exc.name))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error (request %s)", g.get("request_id"))
+        return outcome_response(500, f"internal error; request id {g.get('request_id')}")
+
+
+def authenticate() -> dict[str, Any]:
+    """Check the JWT against the exact URL called (aud); raises AuthError -> bare 401."""
+    audience = request.base_url
+    return state().verifier.authenticate(request.headers.get("Authorization"), audience)
+
+
+def serve(host: str, port: int) -> None:
+    """`hofhir serve`: the development server with threads (gunicorn for production, see the README)."""
+    app = create_app()
+    mode = "Redis " + "configured" if state_of(app).settings.redis_url else "embedded mode (no Redis)"
+    log.info("hofhir %s serving on http://%s:%d (%s)", __version__, host, port, mode)
+    app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+def state_of(app: Flask) -> ServiceState:
+    found: ServiceState = app.extensions["hofhir"]
+    return found

@@ -1,0 +1,132 @@
+"""Where an evaluation runs: inline in the web process (embedded mode) or on a Celery worker.
+
+Both paths run `hofhir.evaluate.evaluate` on the same filtered input, so the answer does not depend on
+which one ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import orjson
+
+from hofhir.evaluate import Evaluation, evaluate
+from hofhir.fhir.read import ClinicalInput
+from hofhir.knowledge import Knowledge
+
+log = logging.getLogger("hofhir.dispatch")
+
+
+@dataclass
+class Outcome:
+    evaluation: Evaluation | None  # None: no answer within the time allowed
+    path: str  # "inline", "worker", "worker-fallback-inline", "cache"
+
+
+class Evaluator(Protocol):
+    def run(self, inputs: ClinicalInput, now: datetime, timeout_s: float) -> Outcome: ...
+
+
+class InlineEvaluator:
+    """The embedded mode: evaluation in the web process, no broker needed."""
+
+    def __init__(self, knowledge: Knowledge) -> None:
+        self.knowledge = knowledge
+
+    def run(self, inputs: ClinicalInput, now: datetime, timeout_s: float) -> Outcome:
+        return Outcome(evaluate(inputs, now, self.knowledge), "inline")
+
+
+class WorkerEvaluator:
+    """Evaluation on a Celery worker, waited for under the call's deadline.
+
+    - run-ahead cache: the evaluation is kept in Redis for a short time under a key made of the patient
+      and a hash of the exact inputs, so order-sign after order-select (or encounter-start after
+      patient-view) does not repeat the work; different inputs never share a key;
+    - broker unreachable, or no answer in time: evaluate inline (HOFHIR_DEADLINE_FALLBACK=inline, the
+      default) or answer no cards ("empty"); either way the fallback is counted.
+    """
+
+    def __init__(self, settings: Any, knowledge: Knowledge, store: Any) -> None:
+        self.settings = settings
+        self.knowledge = knowledge
+        self.store = store
+        self.cache_ttl_s = int(os.environ.get("HOFHIR_RUN_AHEAD_TTL_S", "120"))
+        self.broker_down_until = 0.0
+        from hofhir.worker import celery_app
+
+        # The web tier only publishes: a broker that does not answer in a quarter second is treated as
+        # down (and skipped for a few seconds), so the hook still answers inside its deadline.
+        celery_app.conf.broker_connection_timeout = 0.25
+        celery_app.conf.broker_transport_options = {
+            **celery_app.conf.broker_transport_options,
+            "socket_connect_timeout": 0.25,
+            "socket_timeout": 0.5,
+        }
+
+    def cache_key(self, inputs: ClinicalInput, now: datetime) -> str:
+        """Patient + hash of what the rules see; hooks that answer alike share a key. The date is part
+        of the key because windows count days: a cached answer never outlives its day."""
+        body = inputs.as_dict()
+        family = "chart" if inputs.hook in ("patient-view", "encounter-start") else inputs.hook
+        if inputs.hook in ("order-select", "order-sign"):
+            family = "orders"
+            selections = set(inputs.context.get("selections") or [])
+            if inputs.hook == "order-select" and selections:
+                body["draftOrders"] = [
+                    o for o in inputs.draft_orders if f"{o.get('resourceType')}/{o.get('id')}" in selections
+                ]
+        body["hook"] = family
+        body["context"] = {"patientId": inputs.context.get("patientId")}
+        digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        return f"runahead:{inputs.context.get('patientId')}:{now.date().isoformat()}:{digest}"
+
+    def run(self, inputs: ClinicalInput, now: datetime, timeout_s: float) -> Outcome:
+        from cds_hooks import metrics
+        from hofhir.tasks import evaluate_task
+
+        key = self.cache_key(inputs, now)
+        try:
+            cached = self.store.get(key)
+        except Exception:
+            cached = None
+        if cached:
+            evaluation = Evaluation.from_dict(orjson.loads(cached))
+            evaluation.hook = inputs.hook
+            return Outcome(evaluation, "cache")
+        if time.monotonic() < self.broker_down_until:
+            metrics.INLINE_FALLBACKS.labels(reason="broker-unavailable").inc()
+            if self.settings.deadline_fallback != "inline":
+                return Outcome(None, "worker-missed")
+            return Outcome(evaluate(inputs, now, self.knowledge), "worker-fallback-inline")
+        try:
+            result = evaluate_task.apply_async(
+                args=[inputs.as_dict(), now.isoformat()], expires=max(1.0, timeout_s), retry=False
+            )
+            data = result.get(timeout=max(0.01, timeout_s), propagate=True)
+            result.forget()
+            evaluation = Evaluation.from_dict(data)
+            path = "worker"
+        except Exception as exc:
+            reason = "timeout" if type(exc).__name__ == "TimeoutError" else "broker-unavailable"
+            if reason == "broker-unavailable":
+                self.broker_down_until = time.monotonic() + 5.0
+            metrics.INLINE_FALLBACKS.labels(
+                reason=reason if self.settings.deadline_fallback == "inline" else f"{reason}-empty"
+            ).inc()
+            log.warning("worker evaluation failed (%s); %s", type(exc).__name__, self.settings.deadline_fallback)
+            if self.settings.deadline_fallback != "inline":
+                return Outcome(None, "worker-missed")
+            evaluation = evaluate(inputs, now, self.knowledge)
+            path = "worker-fallback-inline"
+        try:
+            self.store.put(key, orjson.dumps(evaluation.as_dict()).decode(), self.cache_ttl_s)
+        except Exception:
+            log.warning("run-ahead cache unavailable")
+        return Outcome(evaluation, path)

@@ -1,0 +1,52 @@
+"""`POST /cds-services/{id}/feedback` (CDS Hooks 2.0.1) and the counts it feeds (`GET /feedback`)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g
+
+from cds_hooks import metrics
+from cds_hooks.app import authenticate, json_response, read_json, state
+from cds_hooks.errors import HttpError
+from cds_hooks.services import catalogue
+from cds_hooks.validation import check_feedback
+
+blueprint = Blueprint("feedback", __name__)
+COUNTS_KEY = "feedback:counts"
+
+
+@blueprint.post("/cds-services/<service_id>/feedback")
+def receive(service_id: str) -> Response:
+    s = state()
+    if service_id not in catalogue(s.knowledge):
+        raise HttpError(404, f"no CDS service {service_id!r}")
+    g.service_id = f"{service_id}/feedback"
+    authenticate()
+    items = check_feedback(read_json())
+    for item in items:
+        topic = s.store.get(f"card:{service_id}:{item['card']}") or "unknown-card"
+        outcome = item["outcome"]
+        reason = ""
+        if outcome == "overridden":
+            coding = (item.get("overrideReason") or {}).get("reason") or {}
+            reason = str(coding.get("code") or "none") if isinstance(coding, dict) else "none"
+        s.store.incr(COUNTS_KEY, f"{topic}|{outcome}|{reason}")
+        metrics.FEEDBACK.labels(topic=topic, outcome=outcome, reason=reason or "-").inc()
+    g.cards = len(items)
+    return Response(status=200)
+
+
+@blueprint.get("/feedback")
+def counts() -> Response:
+    """Accepted/overridden counts per card topic and override reason, for the knowledge team."""
+    authenticate()
+    raw = state().store.counts(COUNTS_KEY)
+    topics: dict[str, dict[str, object]] = {}
+    for key, n in sorted(raw.items()):
+        topic, outcome, reason = ([*key.split("|"), "", ""])[:3]
+        entry = topics.setdefault(topic, {"accepted": 0, "overridden": 0, "overrideReasons": {}})
+        entry[outcome] = int(entry.get(outcome, 0)) + n  # type: ignore[call-overload]
+        if outcome == "overridden":
+            reasons = entry["overrideReasons"]
+            assert isinstance(reasons, dict)
+            reasons[reason] = reasons.get(reason, 0) + n
+    return json_response({"topics": topics})

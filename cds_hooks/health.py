@@ -1,0 +1,48 @@
+"""`/healthz` (the process answers), `/readyz` (it can do its work: broker reachable when configured), `/metrics`."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, request
+
+from cds_hooks import metrics
+from cds_hooks.app import json_response, state
+
+blueprint = Blueprint("health", __name__)
+READY_CACHE_S = 5.0
+
+
+@blueprint.get("/healthz")
+def healthz() -> Response:
+    # Liveness: never touches Redis, so a broker outage does not restart healthy web pods.
+    return json_response({"status": "ok"})
+
+
+@blueprint.get("/readyz")
+def readyz() -> Response:
+    s = state()
+    cache = s.ready_cache
+    now = time.monotonic()
+    if cache.get("at", -1e9) + READY_CACHE_S > now:
+        ok, detail = cache["ok"], cache["detail"]
+    else:
+        ok, detail = True, "embedded mode"
+        if s.settings.redis_url:
+            import redis
+
+            try:
+                client = redis.Redis.from_url(s.settings.redis_url, socket_timeout=0.3, socket_connect_timeout=0.3)
+                client.ping()
+                detail = "broker reachable"
+            except redis.RedisError:
+                # Hooks still answer (inline fallback), so this is reported, not fatal, unless asked strictly.
+                ok, detail = s.settings.deadline_fallback == "inline", "broker unreachable; evaluating inline"
+        cache.update(at=now, ok=ok, detail=detail)
+    return json_response({"status": "ready" if ok else "not ready", "detail": detail}, 200 if ok else 503)
+
+
+@blueprint.get("/metrics")
+def metrics_endpoint() -> Response:
+    body, content_type = metrics.render_metrics(request.headers.get("Accept"))
+    return Response(body, content_type=content_type)

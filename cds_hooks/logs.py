@@ -1,0 +1,62 @@
+"""One JSON line per request (and per task): ids, counts and timings; never PHI, tokens or JWTs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import orjson
+
+_configured = False
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            line.update(fields)
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info).splitlines()[-1]
+        return orjson.dumps(line, default=str).decode()
+
+
+def configure(level: str = "INFO") -> None:
+    global _configured
+    if _configured:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    for name in ("hofhir", "cds_hooks", "celery"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False
+    _configured = True
+
+
+def event(logger: logging.Logger, message: str, **fields: Any) -> None:
+    logger.info(message, extra={"fields": fields})
+
+
+def request_line(request: Any, response: Any, g: Any) -> None:
+    """The per-request line. Only ids and numbers: the path names a service, never a patient."""
+    fields: dict[str, Any] = {
+        "requestId": g.get("request_id"),
+        "method": request.method,
+        "endpoint": request.url_rule.rule if request.url_rule else "unmatched",
+        "status": response.status_code,
+        "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+    }
+    for key in ("service_id", "hook_instance", "cards", "path", "timings", "resources"):
+        value = g.get(key)
+        if value is not None:
+            fields[{"service_id": "service", "hook_instance": "hookInstance"}.get(key, key)] = value
+    logging.getLogger("hofhir.request").info("request", extra={"fields": fields})

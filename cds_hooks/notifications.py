@@ -1,0 +1,114 @@
+"""The FHIR Subscription webhook: `POST /fhir/notifications`, `PUT /fhir/notifications/{type}/{id}`.
+
+Answers 2xx at once (handshakes and heartbeats too, recorded), drops duplicate events (subscription +
+event number, kept in Redis or memory), and queues one task per new event: the worker reads the
+patient's data from the FHIR server, evaluates and writes the result back.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from flask import Blueprint, Response, g, request
+
+from cds_hooks import metrics
+from cds_hooks.app import json_response, state
+from cds_hooks.errors import HttpError
+from hofhir.subscriptions import (
+    SUBSCRIPTION_HINT_HEADER,
+    NotificationError,
+    dedup_key,
+    parse_notification,
+    relative_reference,
+)
+
+blueprint = Blueprint("notifications", __name__)
+log = logging.getLogger("hofhir.notifications")
+SECRET_HEADER = "X-Hofhir-Notification-Secret"  # noqa: S105 - a header name, not a secret
+DEDUP_TTL_S = 7 * 24 * 3600
+_embedded_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _check_secret() -> None:
+    secret = state().settings.notification_secret
+    if not secret:
+        return
+    given = request.headers.get(SECRET_HEADER) or ""
+    auth = request.headers.get("Authorization") or ""
+    if auth.lower().startswith("bearer "):
+        given = given or auth[7:].strip()
+    if not hmac.compare_digest(given.encode(), secret.encode()):
+        raise HttpError(401, "notification secret missing or wrong")
+
+
+def _enqueue(patient: str | None, event: dict[str, Any]) -> None:
+    """Queue the write-back: on a Celery worker when Redis is configured, else on a local thread."""
+    from hofhir.tasks import assess_patient_task
+
+    if state().settings.redis_url:
+        assess_patient_task.apply_async(args=[patient, event], retry=True, retry_policy={"max_retries": 2})
+        return
+    global _embedded_pool
+    with _pool_lock:
+        if _embedded_pool is None:
+            _embedded_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hofhir-embedded")
+    _embedded_pool.submit(assess_patient_task.apply, args=[patient, event])
+
+
+def _receive(path: str) -> Response:
+    _check_secret()
+    g.service_id = "fhir-notifications"
+    try:
+        notification = parse_notification(
+            method=request.method,
+            path=path,
+            content_type=request.content_type,
+            body=request.get_data(cache=False),
+            subscription_hint=request.headers.get(SUBSCRIPTION_HINT_HEADER),
+        )
+    except NotificationError as exc:
+        raise HttpError(400, str(exc)) from exc
+    s = state()
+    metrics.NOTIFICATIONS.labels(kind=notification.kind).inc()
+    s.store.incr("notifications:kinds", notification.kind)
+    queued = duplicates = unresolved = 0
+    for event in notification.events:
+        key = dedup_key(notification, event)
+        if key is not None and not s.store.set_if_absent(f"notification:{key}", "1", DEDUP_TTL_S):
+            duplicates += 1
+            metrics.NOTIFICATIONS.labels(kind="duplicate").inc()
+            continue
+        patient = relative_reference(event.patient)
+        focus = relative_reference(event.focus)
+        if patient is None and focus is None:
+            unresolved += 1
+            continue
+        _enqueue(
+            patient.split("/", 1)[1] if patient else None,
+            {"focus": focus, "eventNumber": event.event_number, "subscription": notification.subscription},
+        )
+        queued += 1
+    g.cards = queued
+    body = {
+        "kind": notification.kind,
+        "form": notification.form,
+        "queued": queued,
+        "duplicates": duplicates,
+        "unresolved": unresolved,
+    }
+    return json_response(body, 202 if queued else 200)
+
+
+@blueprint.post("/fhir/notifications")
+def post_notification() -> Response:
+    return _receive("")
+
+
+@blueprint.put("/fhir/notifications/<resource_type>/<resource_id>")
+def put_notification(resource_type: str, resource_id: str) -> Response:
+    return _receive(f"/{resource_type}/{resource_id}")

@@ -1,0 +1,154 @@
+"""The Celery app: Redis broker and result backend, settings chosen on purpose, heartbeat files, probes.
+
+Settings (environment): HOFHIR_REDIS_URL (broker and results), or HOFHIR_BROKER_URL and
+HOFHIR_RESULT_BACKEND separately; HOFHIR_WORKER_HEARTBEAT_DIR (default /tmp/hofhir);
+HOFHIR_TASK_TIME_LIMIT_S (default 120); HOFHIR_MAX_DELIVERIES (default 3);
+HOFHIR_SOFT_SHUTDOWN_S (default 25: below Kubernetes' 30 s grace).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from celery import Celery, bootsteps, signals
+
+QUEUE = "hofhir"
+DEAD_LETTER_KEY = "dead-letter"
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, str(default)))
+    except ValueError:
+        return default
+
+
+def heartbeat_dir() -> Path:
+    return Path(os.environ.get("HOFHIR_WORKER_HEARTBEAT_DIR", "/tmp/hofhir"))  # noqa: S108 - an emptyDir in k8s
+
+
+def make_celery() -> Celery:
+    redis_url = os.environ.get("HOFHIR_REDIS_URL") or None
+    broker = os.environ.get("HOFHIR_BROKER_URL") or redis_url
+    backend = os.environ.get("HOFHIR_RESULT_BACKEND") or redis_url
+    time_limit = _env_int("HOFHIR_TASK_TIME_LIMIT_S", 120)
+    app = Celery("hofhir", broker=broker, backend=backend, include=["hofhir.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_default_queue=QUEUE,
+        # A task is acknowledged after it ran, and given back when its worker dies mid-task, so a
+        # killed worker's task is finished by another (at least once; tasks are idempotent and the
+        # delivery cap in tasks.py ends a task that keeps killing workers in the dead-letter list).
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,  # a worker holds only the task it runs: nothing waits behind a slow one
+        task_time_limit=time_limit,
+        task_soft_time_limit=max(1, time_limit - 10),
+        # Visibility timeout: a message not acknowledged in this time is delivered again. It must exceed
+        # the longest task (time limit + retries' backoff) so a live worker's task is never run twice,
+        # and stays short enough that a lost worker's task comes back within minutes.
+        broker_transport_options={
+            "visibility_timeout": time_limit * 3,
+            "socket_timeout": 2,
+            "socket_connect_timeout": 2,
+        },
+        result_backend_transport_options={"socket_timeout": 2, "socket_connect_timeout": 2},
+        result_expires=600,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        task_track_started=False,
+        worker_send_task_events=False,
+        # SIGTERM (remapped to SIGQUIT by `hofhir worker`) starts a soft shutdown: running tasks get this
+        # long to finish, then the worker stops cold and the unfinished tasks go back to the queue.
+        worker_soft_shutdown_timeout=float(_env_int("HOFHIR_SOFT_SHUTDOWN_S", 25)),
+        worker_enable_soft_shutdown_on_idle=True,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_hijack_root_logger=False,
+    )
+    app.steps["worker"].add(Heartbeat)
+    return app
+
+
+class Heartbeat(bootsteps.StartStopStep):
+    """Touches <dir>/alive every few seconds from the worker's own timer (it stops if the worker hangs)
+    and writes <dir>/ready once the worker consumes; `hofhir probe worker` reads them."""
+
+    requires: ClassVar[set[str]] = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.tref: Any = None
+        self.folder = heartbeat_dir()
+
+    def start(self, worker: Any) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "ready").unlink(missing_ok=True)
+        self.beat()
+        self.tref = worker.timer.call_repeatedly(5.0, self.beat)
+
+    def beat(self) -> None:
+        (self.folder / "alive").write_text(str(time.time()))
+
+    def stop(self, worker: Any) -> None:
+        if self.tref is not None:
+            self.tref.cancel()
+        for name in ("ready", "alive"):
+            (self.folder / name).unlink(missing_ok=True)
+
+
+@signals.worker_ready.connect
+def _ready(**_: Any) -> None:
+    folder = heartbeat_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ready").write_text(str(time.time()))
+
+
+celery_app = make_celery()
+_lock = threading.Lock()
+
+
+def run_worker(extra: list[str]) -> int:
+    """`hofhir worker`: a Celery worker on the hofhir queue (needs HOFHIR_REDIS_URL)."""
+    if not celery_app.conf.broker_url:
+        import sys
+
+        sys.stderr.write(
+            "hofhir worker: set HOFHIR_REDIS_URL (or HOFHIR_BROKER_URL); the embedded mode needs no worker\n"
+        )
+        return 2
+    # Kubernetes and most supervisors stop with SIGTERM; Celery's soft shutdown listens on SIGQUIT.
+    os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
+    concurrency = os.environ.get("HOFHIR_WORKER_CONCURRENCY", "2")
+    argv = [
+        "worker",
+        "-Q",
+        QUEUE,
+        "--loglevel",
+        os.environ.get("HOFHIR_LOG_LEVEL", "INFO"),
+        "--concurrency",
+        concurrency,
+        *extra,
+    ]
+    celery_app.worker_main(argv)
+    return 0
+
+
+def probe(ready: bool = False, max_age: float = 60.0) -> int:
+    """Exit code for a Kubernetes exec probe: 0 when the heartbeat is fresh (and the worker ready)."""
+    folder = heartbeat_dir()
+    alive = folder / "alive"
+    try:
+        age = time.time() - alive.stat().st_mtime
+    except FileNotFoundError:
+        return 1
+    if age > max_age:
+        return 1
+    if ready and not (folder / "ready").exists():
+        return 1
+    return 0

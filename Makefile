@@ -28,6 +28,10 @@ install-dev: $(VENV)/.installed-dev
 services:
 	bash tools/ensure-services.sh
 
+# Local use: JWT checks are off unless you configure issuers (HOFHIR_AUTH=on HOFHIR_AUTH_ISSUERS=...).
+HOFHIR_AUTH ?= off
+export HOFHIR_AUTH
+
 run: install
 	$(BIN)/hofhir serve --host $(HOST) --port $(PORT)
 

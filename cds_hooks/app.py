@@ -89,7 +89,13 @@ def create_app(
     if settings.redis_url:
         import redis
 
-        redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        # Fail fast: a Redis outage must cost an answer (503/inline fallback), not seconds of retries.
+        redis_client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+        )
     auth_settings = settings_from_env({**env, "HOFHIR_AUTH": "on" if settings.auth else "off"})
     store = open_store(settings.redis_url)
     if evaluator is None:
@@ -218,7 +224,9 @@ def _install_handlers(app: Flask) -> None:
 
 def authenticate() -> dict[str, Any]:
     """Check the JWT against the exact URL called (aud); raises AuthError -> bare 401."""
-    audience = request.base_url
+    # Behind a proxy the EHR signs the public URL: HOFHIR_PUBLIC_URL + the path, not what Flask sees.
+    public = state().settings.public_url
+    audience = public.rstrip("/") + request.path if public else request.base_url
     return state().verifier.authenticate(request.headers.get("Authorization"), audience)
 
 

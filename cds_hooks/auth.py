@@ -49,7 +49,7 @@ DEFAULT_LEEWAY_SECONDS = 30
 # The spec recommends 5-minute tokens; an hour tolerates generous clients while bounding both the
 # damage a leaked token can do and how long a jti must be remembered.
 DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 3600
-MAX_TOKEN_BYTES = 16_384  # a CDS Hooks JWT is well under 2 KB; refuse to parse megabytes
+MAX_TOKEN_LENGTH = 16_384  # a CDS Hooks JWT is well under 2 kB; refuse to parse megabytes
 DEFAULT_REPLAY_PREFIX = "hofhir:auth:jti:"
 _REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "jti"]
 _LOOPBACK_HOSTS = frozenset({"localhost"})
@@ -295,7 +295,7 @@ class JwksCache:
         if now - entry.attempted_at < self._min_refetch:
             return False
         stale = entry.fetched_at is None or now - entry.fetched_at >= self._ttl
-        return stale
+        return stale or kid not in entry.keys
 
     def _lock_for(self, url: str) -> threading.Lock:
         with self._locks_guard:
@@ -402,7 +402,7 @@ class Verifier:
         """Verify a CDS Hooks JWT for ``audience`` (the exact URL called) at ``now`` (Unix seconds;
         default the current time) and return its claims. Raises AuthError."""
         now = time.time() if now is None else now
-        if len(token) > MAX_TOKEN_BYTES:
+        if len(token) > MAX_TOKEN_LENGTH:
             raise AuthError("token too large")
         try:
             header = jwt.get_unverified_header(token)

@@ -104,6 +104,6 @@ def resolve_prefetch(
                 prefetch[key] = fetch(client, query, deadline)
             except FhirDeadlineExceeded as exc:
                 raise DeadlineMissed(key) from exc
-            except FhirError as exc:
+            except (FhirError, ValueError) as exc:  # ValueError: an id in the context that is not a FHIR id
                 raise PrefetchUnavailable(f"could not fetch prefetch '{key}' from the fhirServer: {exc}") from exc
     return prefetch

@@ -527,7 +527,7 @@ class FhirClient:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise FhirDeadlineExceeded(None, None, f"FHIR {op}: deadline exceeded")
-        return httpx.Timeout(self.timeout)
+        return httpx.Timeout(min(self.timeout, remaining))
 
     def _request(
         self,

@@ -88,7 +88,6 @@ def create_app(
     redis_client = None
     if settings.redis_url:
         import redis
-
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 

@@ -17,7 +17,7 @@ from tests.fhirserver import FhirTestServer
 from tests.vignettes import shared_dir
 
 CARY = next((shared_dir() / "fhir-samples" / "synthea-r4-bundles").glob("Cary_OHara_*.json"))
-TOKEN = "prefetch-test-token"  # noqa: S105 - a test token for the test engine
+TOKEN = "prefetch-test-token"
 
 
 @pytest.fixture(scope="module")

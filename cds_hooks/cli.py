@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=int(os.environ.get("HOFHIR_PORT", "8080")))
     sv.set_defaults(func=cmd_serve)
     wk = sub.add_parser("worker", help="run a Celery worker (needs HOFHIR_REDIS_URL)")
-    wk.add_argument("extra", nargs=argparse.REMAINDER, help="extra celery worker options")
+    wk.epilog = "Other options are passed to `celery worker` (e.g. --hostname, --pool, --concurrency)."
     wk.set_defaults(func=cmd_worker)
     pr = sub.add_parser("probe", help="Kubernetes probes: `hofhir probe worker --alive|--ready`")
     pr.add_argument("target", choices=("worker",))
@@ -189,7 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "worker":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.extra = unknown
     try:
         code: int = args.func(args)
         return code

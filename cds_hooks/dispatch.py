@@ -29,6 +29,35 @@ class Outcome:
     path: str  # "inline", "worker", "worker-fallback-inline", "cache"
 
 
+_publishers: dict[str, Any] = {}
+
+
+def publisher(redis_url: str) -> Any:
+    """The Celery app the web tier sends tasks with (one per Redis URL).
+
+    The web tier only publishes: a broker that does not answer in a quarter second is treated as down
+    (and skipped for a few seconds), so the hook still answers inside its deadline.
+    """
+    if redis_url not in _publishers:
+        from hofhir.worker import make_celery
+
+        app = make_celery(redis_url)
+        app.conf.broker_connection_timeout = 0.25
+        app.conf.broker_transport_options = {
+            **app.conf.broker_transport_options,
+            "socket_connect_timeout": 0.25,
+            "socket_timeout": 0.5,
+        }
+        # The result store must not spend seconds reconnecting while an EHR waits: fail, fall back.
+        app.conf.result_backend_transport_options = {
+            **app.conf.result_backend_transport_options,
+            "socket_connect_timeout": 0.25,
+            "retry_policy": {"max_retries": 0},
+        }
+        _publishers[redis_url] = app
+    return _publishers[redis_url]
+
+
 class Evaluator(Protocol):
     def run(self, inputs: ClinicalInput, now: datetime, timeout_s: float) -> Outcome: ...
 
@@ -59,16 +88,14 @@ class WorkerEvaluator:
         self.store = store
         self.cache_ttl_s = int(os.environ.get("HOFHIR_RUN_AHEAD_TTL_S", "120"))
         self.broker_down_until = 0.0
-        from hofhir.worker import celery_app
+        self.celery = publisher(settings.redis_url)
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-        # The web tier only publishes: a broker that does not answer in a quarter second is treated as
-        # down (and skipped for a few seconds), so the hook still answers inside its deadline.
-        celery_app.conf.broker_connection_timeout = 0.25
-        celery_app.conf.broker_transport_options = {
-            **celery_app.conf.broker_transport_options,
-            "socket_connect_timeout": 0.25,
-            "socket_timeout": 0.5,
-        }
+        self.probe = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25, retry=Retry(NoBackoff(), 0)
+        )
 
     def cache_key(self, inputs: ClinicalInput, now: datetime) -> str:
         """Patient + hash of what the rules see; hooks that answer alike share a key. The date is part
@@ -89,7 +116,6 @@ class WorkerEvaluator:
 
     def run(self, inputs: ClinicalInput, now: datetime, timeout_s: float) -> Outcome:
         from cds_hooks import metrics
-        from hofhir.tasks import evaluate_task
 
         key = self.cache_key(inputs, now)
         try:
@@ -106,8 +132,9 @@ class WorkerEvaluator:
                 return Outcome(None, "worker-missed")
             return Outcome(evaluate(inputs, now, self.knowledge), "worker-fallback-inline")
         try:
-            result = evaluate_task.apply_async(
-                args=[inputs.as_dict(), now.isoformat()], expires=max(1.0, timeout_s), retry=False
+            self.probe.ping()  # a stopped broker is found in a quarter second, not after kombu's retries
+            result = self.celery.send_task(
+                "hofhir.evaluate", args=[inputs.as_dict(), now.isoformat()], expires=max(1.0, timeout_s), retry=False
             )
             data = result.get(timeout=max(0.01, timeout_s), propagate=True)
             result.forget()

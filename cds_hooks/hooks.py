@@ -68,7 +68,9 @@ def call_service(service_id: str) -> Response:
         metrics.CARDS.labels(topic=card["source"]["topic"]["code"], indicator=card["indicator"]).inc()
     g.cards = len(response["cards"])
     metrics.HOOK_LATENCY.labels(hook=service.hook).observe(time.perf_counter() - started)
-    return json_response(response)
+    answer = json_response(response)
+    answer.headers["X-Hofhir-Evaluated-By"] = outcome.path  # inline, worker, cache, worker-fallback-inline
+    return answer
 
 
 def _missed(service_id: str, hook: str, started: float, stage: str) -> Response:

@@ -48,11 +48,16 @@ def _check_secret() -> None:
 
 def _enqueue(patient: str | None, event: dict[str, Any]) -> None:
     """Queue the write-back: on a Celery worker when Redis is configured, else on a local thread."""
+    redis_url = state().settings.redis_url
+    if redis_url:
+        from cds_hooks.dispatch import publisher
+
+        publisher(redis_url).send_task(
+            "hofhir.assess_patient", args=[patient, event], retry=True, retry_policy={"max_retries": 2}
+        )
+        return
     from hofhir.tasks import assess_patient_task
 
-    if state().settings.redis_url:
-        assess_patient_task.apply_async(args=[patient, event], retry=True, retry_policy={"max_retries": 2})
-        return
     global _embedded_pool
     with _pool_lock:
         if _embedded_pool is None:

@@ -424,6 +424,19 @@ class _Builder:
                 if population not in PROCEDURE_POPULATIONS and entry.resource_type not in ("Condition",):
                     continue
                 self.add_index(population, entry)
+        # ho-rules-v1 §2: "coma after trauma" is the TBI population too (not a nontraumatic coma, R40.2A).
+        trauma = [
+            e for e in f.recorded("long_bone_fracture", "acetabular_fracture", "sci") if e.resource_type == "Condition"
+        ] + [
+            e
+            for entries in f.entries.values()
+            for e in entries
+            if e.resource_type == "Condition" and any(c.startswith("S") for c in e.icd)
+        ]
+        if trauma:
+            for coma in f.recorded("coma"):
+                if coma.resource_type == "Condition" and not any(c.startswith("R402A") for c in coma.icd):
+                    self.add_index(Population.TBI, coma)
         for entry in f.recorded("burn", "burn_full_thickness"):
             if entry.resource_type == "Condition" and (
                 entry.concept == "burn_full_thickness" or any(burn_is_full_thickness(c) for c in entry.icd)

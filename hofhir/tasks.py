@@ -42,7 +42,8 @@ def over_delivered(task: Task, payload: dict[str, Any]) -> bool:
     task_id = task.request.id
     if store is None or not task_id:
         return False
-    key = f"deliveries:{task_id}"
+    # A Celery retry is a new message with the same task id: count deliveries per attempt, not per id.
+    key = f"deliveries:{task_id}:{task.request.retries or 0}"
     count = int(store.r.incr(store.prefix + key))
     store.r.expire(store.prefix + key, 86_400)
     if count > _env_int("HOFHIR_MAX_DELIVERIES", 3):

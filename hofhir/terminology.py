@@ -40,8 +40,8 @@ _SYSTEM_SYNONYMS: dict[str, str] = {
 }
 
 
-def canonical_system(system: str | None) -> str:
-    if not system:
+def canonical_system(system: object) -> str:
+    if not system or not isinstance(system, str):
         return ""
     system = system.strip()
     if system in ALIASES:

@@ -31,8 +31,9 @@ def heartbeat_dir() -> Path:
     return Path(os.environ.get("HOFHIR_WORKER_HEARTBEAT_DIR", "/tmp/hofhir"))  # noqa: S108 - an emptyDir in k8s
 
 
-def make_celery() -> Celery:
-    redis_url = os.environ.get("HOFHIR_REDIS_URL") or None
+def make_celery(redis_url: str | None = None) -> Celery:
+    """The Celery app; the web tier makes one per configured Redis, the worker uses `celery_app`."""
+    redis_url = redis_url or os.environ.get("HOFHIR_REDIS_URL") or None
     broker = os.environ.get("HOFHIR_BROKER_URL") or redis_url
     backend = os.environ.get("HOFHIR_RESULT_BACKEND") or redis_url
     time_limit = _env_int("HOFHIR_TASK_TIME_LIMIT_S", 120)
@@ -49,12 +50,16 @@ def make_celery() -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,  # a worker holds only the task it runs: nothing waits behind a slow one
         task_time_limit=time_limit,
-        task_soft_time_limit=max(1, time_limit - 10),
+        task_soft_time_limit=max(1, int(time_limit * 0.9)),
         # Visibility timeout: a message not acknowledged in this time is delivered again. It must exceed
         # the longest task (time limit + retries' backoff) so a live worker's task is never run twice,
         # and stays short enough that a lost worker's task comes back within minutes.
+        # kombu looks for such messages every unacked_restore_interval x unacked_restore_throttle seconds
+        # (100 s by default); every 5 s keeps a lost task's delay near the visibility timeout.
         broker_transport_options={
             "visibility_timeout": time_limit * 3,
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
             "socket_timeout": 2,
             "socket_connect_timeout": 2,
         },

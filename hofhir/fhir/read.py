@@ -18,6 +18,7 @@ from hofhir.fhir.models import CLINICAL_TYPES, validation_problem
 from hofhir.terminology import Terminology
 
 PATIENT_REFERENCE_FIELDS = ("subject", "patient")
+CONDITION_TEXT_SETS = frozenset({"flaccid_limb"})
 
 
 class InputError(ValueError):
@@ -176,6 +177,14 @@ def relevant_sets(resource: dict[str, Any], terminology: Terminology) -> set[str
     found: set[str] = set()
     for concept in _codeable_concepts(resource):
         found |= terminology.sets_for_concept(concept, use_text=use_text)
+        if resource.get("resourceType") == "Condition" and isinstance(concept, dict):
+            # Findings with no code of their own (a flaccid limb) are recognised by their text.
+            texts = [concept.get("text")] + [
+                c.get("display") for c in concept.get("coding") or [] if isinstance(c, dict)
+            ]
+            for text in texts:
+                if isinstance(text, str):
+                    found |= terminology.sets_for_text(text, only=CONDITION_TEXT_SETS)
     return found
 
 
@@ -192,7 +201,9 @@ def select(
     patients: list[dict[str, Any]] = []
     for index, res in enumerate(resources):
         seen += 1
-        rtype = res.get("resourceType")
+        rtype = res.get("resourceType") if isinstance(res, dict) else None
+        if not isinstance(rtype, str):
+            continue
         if rtype == "Patient":
             patients.append(res)
         elif rtype in CLINICAL_TYPES and rtype != "Medication" and relevant_sets(res, terminology):
@@ -227,6 +238,8 @@ def from_hook_request(
     request: dict[str, Any], terminology: Terminology, prefetch: dict[str, Any] | None = None
 ) -> ClinicalInput:
     """A CDS Hooks request whose prefetch is complete (the web edge fills in what was absent)."""
+    if not isinstance(request, dict):
+        raise InputError("a CDS Hooks request must be a JSON object")
     hook = request.get("hook")
     context = request.get("context")
     if not isinstance(hook, str) or not hook:

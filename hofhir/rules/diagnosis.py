@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -375,4 +376,22 @@ def _biopsy_for_ho(facts: PatientFacts, order: dict[str, object], k: Knowledge, 
     reasons = order.get("reasonCode")
     if isinstance(reasons, list) and any("ho" in k.terminology.sets_for_concept(r) for r in reasons):
         return True
+    # Otherwise only a biopsy where HO forms (E-08: hip, knee, elbow, shoulder) in a patient with HO on record
+    # or suspected is "a biopsy of a suspected HO lesion" (I-05); a liver biopsy is not.
+    if not HO_SITE.search(text) and not _hip_area_biopsy(order):
+        return False
     return bool(facts.recorded("ho")) or suspicion(facts, k, now) is not None
+
+
+HO_SITE = re.compile(
+    r"\b(?:hips?|thighs?|pelvi\w*|femurs?|femoral|acetabul\w*|gluteal|buttocks?|knees?|elbows?|shoulders?)\b"
+)
+
+
+def _hip_area_biopsy(order: dict[str, object]) -> bool:
+    """CPT 27040/27041: biopsy, soft tissue of pelvis and hip area."""
+    code = order.get("code")
+    codings = code.get("coding") if isinstance(code, dict) else None
+    return isinstance(codings, list) and any(
+        isinstance(c, dict) and c.get("code") in ("27040", "27041") for c in codings
+    )

@@ -43,12 +43,15 @@ def _given_since(
 
 
 def _suggestions(
-    facts: PatientFacts, k: Knowledge, reason: str, hours_since_surgery: float | None
+    facts: PatientFacts, k: Knowledge, reason: str, hours_since_surgery: float | None, now: datetime
 ) -> tuple[list[Suggestion], list[str]]:
     nsaid_regimen, rt_regimen = _regimens(k)
     suggestions: list[Suggestion] = []
     notes: list[str] = []
-    if not facts.recorded("nsaid"):
+    # ho-rules-v1 §1: skip only what is active or recent enough to make the suggestion redundant
+    # (an NSAID course or radiotherapy finished years ago does not).
+    recent = now - timedelta(days=k.window("medication_recent_days"))
+    if not _given_since(facts, recent, ("nsaid",), now, k):
         suggestions.append(
             Suggestion(
                 f"Start {nsaid_regimen['label'].lower()}",
@@ -59,7 +62,7 @@ def _suggestions(
     post_limit = float(rt_regimen["post_op_hours"])
     if hours_since_surgery is not None and hours_since_surgery > post_limit:
         notes.append(say(k, "advice", "prophylaxis_radiotherapy_late", hours=int(hours_since_surgery)))
-    elif not facts.recorded("radiotherapy"):
+    elif not _given_since(facts, recent, ("radiotherapy",), now, k):
         suggestions.append(
             Suggestion(
                 "Refer for prophylactic radiotherapy",
@@ -84,7 +87,7 @@ def tha_order(
         return None
     present = [f for f in strong + other if f.status is FactorStatus.PRESENT]
     reason = "Prophylaxis of heterotopic ossification after hip arthroplasty (PX-01)"
-    suggestions, notes = _suggestions(facts, k, reason, None)
+    suggestions, notes = _suggestions(facts, k, reason, None, now)
     nsaid_regimen, rt_regimen = _regimens(k)
     reasons = [f"{level.value.capitalize()} THA risk: {basis}."] + [f"{f.rule} {f.name}: {f.evidence}" for f in present]
     if _given_since(facts, now - timedelta(days=k.window("medication_recent_days")), PROPHYLAXIS_SETS, now, k):
@@ -163,7 +166,7 @@ def acetabular_gap(facts: PatientFacts, k: Knowledge, now: datetime) -> Finding 
         return None
     hours = days_between(surgery.when, now) * 24 if surgery.when else None
     suggestions, notes = _suggestions(
-        facts, k, "Prophylaxis of heterotopic ossification after acetabular fracture fixation (PX-07)", hours
+        facts, k, "Prophylaxis of heterotopic ossification after acetabular fracture fixation (PX-07)", hours, now
     )
     nsaid_regimen, rt_regimen = _regimens(k)
     return Finding(
@@ -207,7 +210,7 @@ def post_resection_gap(facts: PatientFacts, k: Knowledge, now: datetime) -> Find
         return None
     hours = days_between(surgery.when, now) * 24 if surgery.when else None
     suggestions, notes = _suggestions(
-        facts, k, "Prophylaxis of recurrence after heterotopic bone resection (S-07, PX-02)", hours
+        facts, k, "Prophylaxis of recurrence after heterotopic bone resection (S-07, PX-02)", hours, now
     )
     advice = [
         say(k, "advice", "prophylaxis_post_resection"),

@@ -365,6 +365,10 @@ def general_factors(facts: PatientFacts, k: Knowledge, now: datetime) -> tuple[F
     long_coma = float(k.param("coma", "long_coma_days"))
     if picture.coma_days is not None and picture.coma_days > long_coma:
         coma = Factor("R-19", f"coma over {long_coma:g} days", PRESENT, picture.coma_evidence)
+    elif picture.coma_days is not None:
+        coma = Factor(
+            "R-19", f"coma over {long_coma:g} days", ABSENT, f"{picture.coma_days:.0f} days: {picture.coma_evidence}"
+        )
     else:
         coma = Factor("R-19", f"coma over {long_coma:g} days", UNKNOWN, "not recorded")
     return (
@@ -458,6 +462,12 @@ def assess(facts: PatientFacts, k: Knowledge, now: datetime) -> RiskAssessment:
             )
             for p in populations
         ]
+    flaccid = facts.recorded("flaccid_limb")
+    if level is not None and flaccid:
+        modifiers.append(
+            f"Flaccid limb recorded ({flaccid[0].display}): HO is rarely seen in flaccid limbs (N-11); a note, not scored."
+        )
+        rules.append("N-11")
     context: list[str] = []
     if Population.SCI in present and facts.recorded("anticoagulant"):
         context.append(

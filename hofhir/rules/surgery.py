@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,13 @@ from hofhir.rules.common import (
 
 STABLE_WORDS = ("stable", "steady state", "steady-state", "mature", "no increase", "unchanged")
 ACTIVE_WORDS = ("increased uptake", "active", "immature", "increasing", "progress")
+# Whole words only ("unstable" is not "stable", "immature" is not "mature"), and a negated stable word
+# ("not stable", "not yet at steady state", "no longer stable") says the activity is not at steady state.
+_STABLE = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in STABLE_WORDS) + r")\b")
+_ACTIVE = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in ACTIVE_WORDS) + r")")
+_NOT_STABLE = re.compile(
+    r"\b(?:unstable|immature|(?:not|no longer)\s+(?:yet\s+)?(?:at\s+(?:a\s+)?)?(?:stable|steady[- ]state|mature))\b"
+)
 
 
 def bone_scan_activity(facts: PatientFacts) -> Factor:
@@ -30,14 +38,14 @@ def bone_scan_activity(facts: PatientFacts) -> Factor:
     )
     for scan in scans:
         note = scan.note.lower()
-        if any(w in note for w in STABLE_WORDS):
+        if not _NOT_STABLE.search(note) and _STABLE.search(note):
             return Factor(
                 "S-02",
                 "bone-scan activity at steady state",
                 FactorStatus.PRESENT,
                 f"{scan.display}: {scan.note[:80]}",
             )
-        if any(w in note for w in ACTIVE_WORDS) or note.split()[-1:] in (["H"], ["A"]):
+        if _NOT_STABLE.search(note) or _ACTIVE.search(note) or note.split()[-1:] in (["h"], ["a"]):
             return Factor(
                 "S-02",
                 "bone-scan activity at steady state",

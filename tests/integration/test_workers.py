@@ -1,0 +1,200 @@
+"""Hook evaluation on real Celery workers over a real Redis: worker path, run-ahead cache, broker outage,
+a worker killed mid-task, soft shutdown."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from flask.testing import FlaskClient
+
+from cds_hooks.app import create_app
+from cds_hooks.settings import Settings
+from tests.dates import to_today
+from tests.fhirserver import FhirTestServer
+from tests.processes import RedisServer, Worker, redis_server
+from tests.vignettes import check, load, shared_dir
+
+CARY = next((shared_dir() / "fhir-samples" / "synthea-r4-bundles").glob("Cary_OHara_*.json"))
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+def env_for(broker: RedisServer, **extra: str) -> dict[str, str]:
+    return {
+        "HOFHIR_REDIS_URL": broker.url,
+        "HOFHIR_AUTH": "off",
+        "HOFHIR_WORKER_CONCURRENCY": "1",
+        "HOFHIR_TASK_TIME_LIMIT_S": "6",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def worker(broker: RedisServer) -> Iterator[Worker]:
+    w = Worker(env_for(broker), "hooks")
+    try:
+        w.wait_ready()
+        yield w
+    finally:
+        w.stop()
+
+
+def client_for(broker_url: str, deadline_ms: int = 3000) -> FlaskClient:
+    env = {"HOFHIR_REDIS_URL": broker_url, "HOFHIR_AUTH": "off"}
+    return create_app(Settings(redis_url=broker_url, auth=False, deadline_ms=deadline_ms), environ=env).test_client()
+
+
+def test_a_hook_call_is_evaluated_on_the_worker_and_cached(broker: RedisServer, worker: Worker) -> None:
+    client = client_for(broker.url)
+    request, expect = load("s02")
+    body = to_today(request, expect["now"])
+    first = client.post("/cds-services/hofhir-patient-view", json=body)
+    assert first.status_code == 200
+    assert first.headers["X-Hofhir-Evaluated-By"] == "worker"
+    assert check(first.json, expect) == []
+    again = client.post(
+        "/cds-services/hofhir-encounter-start",
+        json=body | {"hook": "encounter-start", "context": body["context"] | {"encounterId": "e1"}},
+    )
+    assert again.headers["X-Hofhir-Evaluated-By"] == "cache", "encounter-start after patient-view reuses the evaluation"
+    assert [c["summary"] for c in again.json["cards"]] == [c["summary"] for c in first.json["cards"]]
+
+
+def test_order_sign_after_order_select_reuses_the_work_and_different_inputs_do_not(
+    broker: RedisServer, worker: Worker
+) -> None:
+    client = client_for(broker.url)
+    request, expect = load("s04")
+    body = to_today(request, expect["now"])
+    select = client.post("/cds-services/hofhir-order-select", json=body)
+    assert select.headers["X-Hofhir-Evaluated-By"] == "worker"
+    sign_body = dict(body.items()) | {"hook": "order-sign"}
+    sign_body["context"] = {k: v for k, v in body["context"].items() if k != "selections"}
+    sign = client.post("/cds-services/hofhir-order-sign", json=sign_body)
+    assert sign.headers["X-Hofhir-Evaluated-By"] == "cache"
+    changed = sign_body | {
+        "prefetch": body["prefetch"] | {"conditions": {"resourceType": "Bundle", "type": "searchset"}}
+    }
+    fresh = client.post("/cds-services/hofhir-order-sign", json=changed)
+    assert fresh.headers["X-Hofhir-Evaluated-By"] == "worker"
+    assert fresh.json["cards"] != sign.json["cards"], "without the HO history the THA risk is lower"
+
+
+def test_with_the_broker_stopped_the_call_is_still_answered_within_the_deadline() -> None:
+    with redis_server() as own:
+        client = client_for(own.url, deadline_ms=350)
+        request, expect = load("s01")
+        body = to_today(request, expect["now"])
+        own.stop()
+        started = time.monotonic()
+        response = client.post("/cds-services/hofhir-patient-view", json=body)
+        elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert response.headers["X-Hofhir-Evaluated-By"] == "worker-fallback-inline"
+    assert check(response.json, expect) == []
+    assert elapsed < 0.5, f"{elapsed:.3f} s"
+    metrics = client.get("/metrics").data.decode()
+    assert 'hofhir_inline_fallbacks_total{reason="broker-unavailable"}' in metrics
+
+
+def _risk_assessments(engine: FhirTestServer, patient: str) -> list[dict[str, object]]:
+    bundle = httpx.get(f"{engine.base_url}/RiskAssessment", params={"subject": f"Patient/{patient}"}, timeout=10).json()
+    return [e["resource"] for e in bundle.get("entry", [])]
+
+
+def _wait_for(predicate: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.25)
+    return False
+
+
+@pytest.fixture
+def engine_with_cary(fhir_server: FhirTestServer) -> FhirTestServer:
+    fhir_server.reset()
+    fhir_server.load_bundle(Path(CARY))
+    return fhir_server
+
+
+def test_a_worker_killed_mid_task_is_finished_by_another_exactly_once(engine_with_cary: FhirTestServer) -> None:
+    from hofhir.worker import make_celery
+
+    engine = engine_with_cary
+    patient = engine.patient_ids[0]
+    with redis_server() as own:
+        env = env_for(own, HOFHIR_FHIR_BASE_URL=engine.base_url)
+        first = Worker(env, "doomed")
+        first.wait_ready()
+        engine.fault(delay_ms=4000, match=f"GET /fhir/Patient/{patient}", count=1)
+        celery = _celery_for(own.url, make_celery)
+        celery.send_task("hofhir.assess_patient", args=[patient, {"focus": f"Patient/{patient}"}])
+        assert _wait_for(lambda: engine.requests(f"GET /fhir/Patient/{patient}"), 10), "the first worker took the task"
+        first.kill()
+        second = Worker(env, "survivor")
+        try:
+            second.wait_ready()
+            found = _wait_for(lambda: _risk_assessments(engine, patient), 40)
+            assert found, (
+                first.log.read_text()[-1500:]
+                + "\n----\n"
+                + second.log.read_text()[-1500:]
+                + str(engine.requests("RiskAssessment"))
+            )
+            time.sleep(2)
+            assessments = _risk_assessments(engine, patient)
+            writes = engine.requests("PUT /fhir/RiskAssessment")
+        finally:
+            second.stop()
+    assert len(assessments) == 1
+    assert len(writes) == 1, "the killed worker wrote nothing; the task ran to its end once"
+
+
+def test_soft_shutdown_requeues_the_running_task(engine_with_cary: FhirTestServer) -> None:
+    from hofhir.worker import make_celery
+
+    engine = engine_with_cary
+    patient = engine.patient_ids[0]
+    with redis_server() as own:
+        env = env_for(own, HOFHIR_FHIR_BASE_URL=engine.base_url, HOFHIR_SOFT_SHUTDOWN_S="1")
+        first = Worker(env, "leaving")
+        first.wait_ready()
+        engine.fault(delay_ms=5000, match=f"GET /fhir/Patient/{patient}", count=1)
+        celery = _celery_for(own.url, make_celery)
+        celery.send_task("hofhir.assess_patient", args=[patient, {"focus": f"Patient/{patient}"}])
+        assert _wait_for(lambda: engine.requests(f"GET /fhir/Patient/{patient}"), 10)
+        started = time.monotonic()
+        first.terminate()
+        stopped_in = time.monotonic() - started
+        second = Worker(env, "arriving")
+        try:
+            second.wait_ready()
+            # Back on the queue at once (not after the visibility timeout of 18 s).
+            assert _wait_for(lambda: _risk_assessments(engine, patient), 12), second.log.read_text()[-3000:]
+        finally:
+            second.stop()
+    assert stopped_in < 20
+    assert len(_risk_assessments(engine, patient)) == 1
+
+
+def _celery_for(url: str, make_celery: object) -> object:
+    import os
+
+    old = os.environ.get("HOFHIR_REDIS_URL")
+    os.environ["HOFHIR_REDIS_URL"] = url
+    try:
+        return make_celery()  # type: ignore[operator]
+    finally:
+        if old is None:
+            os.environ.pop("HOFHIR_REDIS_URL", None)
+        else:
+            os.environ["HOFHIR_REDIS_URL"] = old

@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint typecheck unit install install-dev services bench docs clean
+.PHONY: run test lint typecheck unit install install-dev services ops-tools bench docs clean
+OPS_VENV ?= .venv-ops
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +43,20 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-test: install-dev services lint typecheck
+# checkov in its own virtualenv: its pinned libraries (packaging, urllib3, ...) clash with ours.
+$(OPS_VENV)/.installed:
+	$(PYTHON) -m venv $(OPS_VENV)
+	$(OPS_VENV)/bin/pip install -q --upgrade pip
+	$(OPS_VENV)/bin/pip install -q 'checkov==3.3.30'
+	touch $@
+
+# KEDA's ScaledObject schema for tests/ops (npm; Node comes with `make services`).
+tests/ops/keda/node_modules/.package-lock.json: tests/ops/keda/package-lock.json
+	cd tests/ops/keda && npm ci --no-audit --no-fund --loglevel=error
+
+ops-tools: services $(OPS_VENV)/.installed tests/ops/keda/node_modules/.package-lock.json
+
+test: install-dev services ops-tools lint typecheck
 	$(BIN)/python -m pytest
 
 unit: install-dev

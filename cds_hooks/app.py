@@ -18,12 +18,12 @@ import orjson
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from cds_hooks import logs, metrics
+from cds_hooks import logs
 from cds_hooks.auth import AuthError, ReplayStoreUnavailable, Verifier, build_verifier, settings_from_env
 from cds_hooks.dispatch import Evaluator, InlineEvaluator
 from cds_hooks.errors import HttpError, operation_outcome
 from cds_hooks.settings import Settings
-from hofhir import __version__
+from hofhir import __version__, metrics
 from hofhir.knowledge import Knowledge, default_knowledge
 from hofhir.store import Store, open_store
 
@@ -110,6 +110,13 @@ def create_app(
         clock=clock or (lambda: datetime.now(UTC)),
     )
     metrics.set_build_info(__version__, k.version)
+    if settings.redis_url:
+        from hofhir.worker import DEAD_LETTER_KEY
+
+        def dead_letter_size() -> None:
+            metrics.DEAD_LETTER_SIZE.set(store.length(DEAD_LETTER_KEY))
+
+        metrics.before_render(dead_letter_size)
     warm_up(k)
 
     from cds_hooks import feedback, health, hooks, notifications, pages

@@ -115,7 +115,7 @@ class WorkerEvaluator:
         return f"runahead:{inputs.context.get('patientId')}:{now.date().isoformat()}:{digest}"
 
     def run(self, inputs: ClinicalInput, now: datetime, timeout_s: float) -> Outcome:
-        from cds_hooks import metrics
+        from hofhir import metrics
 
         key = self.cache_key(inputs, now)
         try:

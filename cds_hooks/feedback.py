@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g
 
-from cds_hooks import metrics
 from cds_hooks.app import authenticate, json_response, read_json, state
 from cds_hooks.errors import HttpError
 from cds_hooks.services import catalogue
 from cds_hooks.validation import check_feedback
+from hofhir import metrics
 
 blueprint = Blueprint("feedback", __name__)
 COUNTS_KEY = "feedback:counts"

@@ -15,9 +15,9 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from cds_hooks import metrics
 from cds_hooks.app import json_response, state
 from cds_hooks.errors import HttpError
+from hofhir import metrics
 from hofhir.subscriptions import (
     SUBSCRIPTION_HINT_HEADER,
     NotificationError,

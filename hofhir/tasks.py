@@ -11,6 +11,7 @@ import orjson
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
+from hofhir import metrics
 from hofhir.evaluate import evaluate
 from hofhir.fhir.read import ClinicalInput
 from hofhir.fhirclient import BearerToken, FhirClient, FhirError, FhirUnavailable
@@ -180,9 +181,4 @@ def _patient_of_focus(client: FhirClient, focus: str) -> str:
 
 
 def _count(result: str) -> None:
-    try:
-        from cds_hooks import metrics  # the metrics module is framework-free; absent in a domain-only install
-
-        metrics.WRITEBACKS.labels(result=result).inc()
-    except ImportError:
-        pass
+    metrics.WRITEBACKS.labels(result=result).inc()

@@ -114,6 +114,31 @@ def _ready(**_: Any) -> None:
     (folder / "ready").write_text(str(time.time()))
 
 
+_task_started: dict[str, float] = {}
+
+
+@signals.task_prerun.connect
+def _task_prerun(task_id: str | None = None, **_: Any) -> None:
+    if task_id:
+        _task_started[task_id] = time.perf_counter()
+
+
+@signals.task_postrun.connect
+def _task_postrun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    started = _task_started.pop(task_id or "", None)
+    if started is not None and task is not None:
+        from hofhir import metrics
+
+        metrics.TASK_DURATION.labels(task=str(task.name)).observe(time.perf_counter() - started)
+
+
+@signals.worker_process_shutdown.connect
+def _child_exit(pid: int | None = None, **_: Any) -> None:
+    from hofhir import metrics
+
+    metrics.mark_process_dead(pid or os.getpid())
+
+
 celery_app = make_celery()
 _lock = threading.Lock()
 
@@ -129,6 +154,16 @@ def run_worker(extra: list[str]) -> int:
         return 2
     # Kubernetes and most supervisors stop with SIGTERM; Celery's soft shutdown listens on SIGQUIT.
     os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
+    metrics_port = os.environ.get("HOFHIR_WORKER_METRICS_PORT")
+    if metrics_port:
+        # Task metrics are counted in the pool's child processes: collect them through files, served here.
+        folder = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/hofhir-worker-metrics"))  # noqa: S108
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+        from hofhir import metrics
+
+        metrics.start_metrics_server(int(metrics_port))
     concurrency = os.environ.get("HOFHIR_WORKER_CONCURRENCY", "2")
     argv = [
         "worker",

@@ -14,6 +14,7 @@ This module imports neither Flask nor anything of ours, so any process (web, wor
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from prometheus_client import (
 from prometheus_client.exposition import choose_encoder
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+log = logging.getLogger(__name__)
 
 # prometheus_client writes a file per process there from the first metric on and fails if the folder is
 # missing; gunicorn_conf creates it, but a process started otherwise (a probe, a shell) may come first.
@@ -111,6 +113,19 @@ BUILD_INFO = Gauge(
 )
 
 
+_before_render: list[Callable[[], None]] = []
+
+
+def before_render(refresh: Callable[[], None]) -> None:
+    """Run ``refresh`` at every scrape, before rendering: for values read from outside the process,
+    e.g. ``before_render(lambda: DEAD_LETTER_SIZE.set(store.length(DEAD_LETTER_KEY)))``.
+
+    A refresh that fails (Redis unreachable) is logged and skipped: the scrape still answers, with
+    the last value that was read.
+    """
+    _before_render.append(refresh)
+
+
 def set_build_info(version: str, knowledge_version: str) -> None:
     """Record what this process runs (call once at start)."""
     BUILD_INFO.labels(version=version, knowledge_version=knowledge_version).set(1)
@@ -135,6 +150,11 @@ def render_metrics(accept: str | None = None) -> tuple[bytes, str]:
 
     ``accept`` is the scraper's Accept header; without it the classic text format is used.
     """
+    for refresh in _before_render:
+        try:
+            refresh()
+        except Exception:  # a metric source must never break the scrape
+            log.warning("metrics refresh %r failed", refresh, exc_info=True)
     registry = _registry()
     if accept:
         encoder: Callable[[CollectorRegistry], bytes]

@@ -1,0 +1,246 @@
+"""Subscription notifications end to end: webhook -> Redis -> real worker -> real FHIR engine -> one RiskAssessment.
+
+The sample notifications (shared/fhir-samples/subscriptions) are delivered as they are; the Encounters
+they name are put in the FHIR engine for a Synthea patient with a spinal cord injury.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from cds_hooks.app import create_app
+from cds_hooks.settings import Settings
+from tests.fhirserver import FhirTestServer
+from tests.processes import RedisServer, Worker, redis_server
+from tests.vignettes import shared_dir
+
+SUBS = shared_dir() / "fhir-samples" / "subscriptions"
+CARY = next((shared_dir() / "fhir-samples" / "synthea-r4-bundles").glob("Cary_OHara_*.json"))
+BACKPORT_ENCOUNTER = "86009987-eabe-42bf-8c02-b112b18cb616"
+SAMPLES = {
+    "backport-r4": SUBS / "backport-ig" / "Bundle-r4-notification-id-only.json",
+    "r4b": SUBS / "backport-ig" / "Bundle-r4b-notification-id-only.json",
+    "r5": SUBS / "r5-core" / "Bundle-3945182f-d315-4dbf-9259-09d863c7e7da.json",  # id-only: the focus names the patient
+}
+
+
+@pytest.fixture(scope="module")
+def engine(fhir_server: FhirTestServer) -> FhirTestServer:
+    fhir_server.reset()
+    fhir_server.load_bundle(Path(CARY))
+    patient = fhir_server.patient_ids[0]
+    for encounter_id in (BACKPORT_ENCOUNTER, "2"):
+        encounter = {
+            "resourceType": "Encounter",
+            "id": encounter_id,
+            "status": "in-progress",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+            "subject": {"reference": f"Patient/{patient}"},
+        }
+        response = httpx.put(
+            f"{fhir_server.base_url}/Encounter/{encounter_id}",
+            json=encounter,
+            headers={"Content-Type": "application/fhir+json"},
+            timeout=10,
+        )
+        assert response.status_code in (200, 201), response.text
+    return fhir_server
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def worker(broker: RedisServer, engine: FhirTestServer) -> Iterator[Worker]:
+    env = {
+        "HOFHIR_REDIS_URL": broker.url,
+        "HOFHIR_FHIR_BASE_URL": engine.base_url,
+        "HOFHIR_AUTH": "off",
+        "HOFHIR_WORKER_CONCURRENCY": "2",
+        "HOFHIR_TASK_TIME_LIMIT_S": "30",
+    }
+    w = Worker(env, "writeback")
+    try:
+        w.wait_ready()
+        yield w
+    finally:
+        w.stop()
+
+
+@pytest.fixture(scope="module")
+def client(broker: RedisServer) -> FlaskClient:
+    env = {"HOFHIR_REDIS_URL": broker.url, "HOFHIR_AUTH": "off"}
+    return create_app(Settings(redis_url=broker.url, auth=False), environ=env).test_client()
+
+
+def forget_events(broker: RedisServer) -> None:
+    client = redis.Redis.from_url(broker.url)
+    for key in client.scan_iter("hofhir:notification:*"):
+        client.delete(key)
+
+
+def assessments(engine: FhirTestServer) -> list[dict[str, Any]]:
+    patient = engine.patient_ids[0]
+    bundle = httpx.get(f"{engine.base_url}/RiskAssessment", params={"subject": f"Patient/{patient}"}, timeout=10).json()
+    return [e["resource"] for e in bundle.get("entry", [])]
+
+
+def writes(engine: FhirTestServer) -> int:
+    return len(engine.requests("PUT /fhir/RiskAssessment"))
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def deliver(client: FlaskClient, path: Path) -> dict[str, Any]:
+    response = client.post("/fhir/notifications", data=path.read_bytes(), content_type="application/fhir+json")
+    assert response.status_code in (200, 202), response.data
+    result: dict[str, Any] = response.json
+    return result
+
+
+@pytest.mark.parametrize("form", list(SAMPLES))
+def test_each_notification_form_leaves_exactly_one_risk_assessment(
+    form: str, client: FlaskClient, engine: FhirTestServer, worker: Worker, broker: RedisServer
+) -> None:
+    # The R4, R4B and R5 samples describe the same event (subscription + event number): forget it between forms.
+    forget_events(broker)
+    before = writes(engine)
+    result = deliver(client, SAMPLES[form])
+    assert result["form"] == form and result["queued"] == 1
+    assert wait_for(lambda: writes(engine) > before), worker.log.read_text()[-2000:]
+    found = assessments(engine)
+    assert len(found) == 1
+    risk = found[0]["prediction"][0]["qualitativeRisk"]["coding"][0]["code"]
+    assert risk in ("moderate", "high")  # Cary O'Hara: chronic paralysis due to a spinal cord lesion
+
+
+def test_an_r4_rest_hook_put_of_a_resource_leaves_one_risk_assessment(
+    client: FlaskClient, engine: FhirTestServer, worker: Worker
+) -> None:
+    patient = engine.patient_ids[0]
+    observation = {
+        "resourceType": "Observation",
+        "id": "obs-1",
+        "status": "final",
+        "code": {"text": "x"},
+        "subject": {"reference": f"Patient/{patient}"},
+        "meta": {"versionId": "1"},
+    }
+    before = writes(engine)
+    response = client.put(
+        "/fhir/notifications/Observation/obs-1",
+        json=observation,
+        headers={"X-Hofhir-Subscription": "Subscription/example"},
+    )
+    assert response.status_code == 202 and response.json["form"] == "r4-rest-hook"
+    assert wait_for(lambda: writes(engine) > before), worker.log.read_text()[-2000:]
+    assert len(assessments(engine)) == 1
+
+
+def test_the_same_notification_twice_is_one_task(client: FlaskClient, engine: FhirTestServer, worker: Worker) -> None:
+    sample = SUBS / "backport-ig" / "Bundle-r4-notification-full-resource.json"
+    first = deliver(client, sample)
+    before = writes(engine)
+    second = deliver(client, sample)
+    assert first["queued"] == 1
+    assert second["queued"] == 0 and second["duplicates"] == 1
+    time.sleep(3)
+    assert len(assessments(engine)) == 1
+    assert writes(engine) == before, "the duplicate queued no work"
+
+
+def test_two_notifications_for_one_patient_update_the_one_assessment(
+    client: FlaskClient, engine: FhirTestServer, worker: Worker, broker: RedisServer, tmp_path: Path
+) -> None:
+    forget_events(broker)
+    sample = (SUBS / "r5-core" / "Bundle-3945182f-d315-4dbf-9259-09d863c7e7da.json").read_text()
+    paths = []
+    for number in ("3", "4"):  # the next events of the same subscription about the same encounter
+        path = tmp_path / f"event-{number}.json"
+        path.write_text(sample.replace('"eventNumber":"2"', f'"eventNumber":"{number}"'))
+        assert path.read_text() != sample
+        paths.append(path)
+    before = writes(engine)
+    results = [deliver(client, paths[0]), deliver(client, paths[0]), deliver(client, paths[1])]
+    assert [r["queued"] for r in results] == [1, 0, 1] and results[1]["duplicates"] == 1
+    assert wait_for(lambda: writes(engine) >= before + 2, 40), worker.log.read_text()[-2000:]
+    assert len(assessments(engine)) == 1
+
+
+def test_handshake_and_heartbeat_are_answered_and_counted(client: FlaskClient) -> None:
+    for name, kind in (
+        ("Bundle-r4-notification-handshake.json", "handshake"),
+        ("Bundle-r4-notification-heartbeat.json", "heartbeat"),
+    ):
+        result = deliver(client, SUBS / "backport-ig" / name)
+        assert result["kind"] == kind and result["queued"] == 0
+    metrics = client.get("/metrics").data.decode()
+    assert 'hofhir_notifications_total{kind="handshake"}' in metrics
+
+
+def test_a_fhir_server_503_then_200_ends_in_success(
+    client: FlaskClient, engine: FhirTestServer, worker: Worker
+) -> None:
+    patient = engine.patient_ids[0]
+    engine.fault(status=503, count=2, match=f"GET /fhir/Patient/{patient}")
+    before = writes(engine)
+    observation = {
+        "resourceType": "Observation",
+        "id": "obs-503",
+        "status": "final",
+        "code": {"text": "y"},
+        "subject": {"reference": f"Patient/{patient}"},
+        "meta": {"versionId": "7"},
+    }
+    response = client.put("/fhir/notifications/Observation/obs-503", json=observation)
+    assert response.status_code == 202
+    assert wait_for(lambda: writes(engine) > before, 40), worker.log.read_text()[-3000:]
+    statuses = [r["status"] for r in engine.requests(f"GET /fhir/Patient/{patient}")]
+    assert statuses.count(503) == 2 and 200 in statuses
+    assert len(assessments(engine)) == 1
+    assert "retry" in worker.log.read_text().lower()
+
+
+def test_bad_bodies_are_400_with_an_operation_outcome(client: FlaskClient) -> None:
+    for body in (
+        b"{not json",
+        b'{"resourceType": "Patient"',
+        b'{"resourceType": "Bundle", "type": "history", "entry": []}',
+    ):
+        response = client.post("/fhir/notifications", data=body, content_type="application/fhir+json")
+        assert response.status_code == 400
+        assert response.json["resourceType"] == "OperationOutcome"
+
+
+def test_the_shared_secret_is_checked_when_configured(broker: RedisServer) -> None:
+    env = {"HOFHIR_REDIS_URL": broker.url, "HOFHIR_AUTH": "off"}
+    secured = create_app(
+        Settings(redis_url=broker.url, auth=False, notification_secret="s3cret"), environ=env
+    ).test_client()
+    body = (SUBS / "backport-ig" / "Bundle-r4-notification-heartbeat.json").read_bytes()
+    assert secured.post("/fhir/notifications", data=body, content_type="application/fhir+json").status_code == 401
+    ok = secured.post(
+        "/fhir/notifications",
+        data=body,
+        content_type="application/fhir+json",
+        headers={"X-Hofhir-Notification-Secret": "s3cret"},
+    )
+    assert ok.status_code == 200

@@ -68,3 +68,13 @@ def current(entry: Entry, now: datetime, recent_days: int) -> bool:
     if entry.resource_type == "Condition" and entry.active and entry.until is None:
         return entry.when is None or days_between(entry.when, now) >= -1
     return within_days(entry.when, now, recent_days)
+
+
+def latest_procedure(facts: PatientFacts, concept: str, now: datetime, days: int) -> Entry | None:
+    """The most recent completed procedure of a kind performed in the last `days` days (dated), or None."""
+    done = [
+        e
+        for e in facts.recorded(concept)
+        if e.resource_type == "Procedure" and e.when is not None and within_days(e.when, now, days)
+    ]
+    return max(done, key=lambda e: e.when or now) if done else None

@@ -10,7 +10,7 @@ from hofhir.facts import Entry, PatientFacts, Population
 from hofhir.fhir import build
 from hofhir.findings import Factor, FactorStatus, Finding, Indicator, RiskLevel, Suggestion, Topic
 from hofhir.knowledge import Knowledge
-from hofhir.rules.common import advice_lines, override, say, within_days
+from hofhir.rules.common import advice_lines, latest_procedure, override, say, within_days
 from hofhir.rules.risk import tha_factors, tha_level
 
 PROPHYLAXIS_SETS = ("nsaid", "radiotherapy")
@@ -153,15 +153,9 @@ def nsaid_order(
 
 
 def acetabular_gap(facts: PatientFacts, k: Knowledge, now: datetime) -> Finding | None:
-    window = k.window("acetabular_orif_prophylaxis_days")
-    surgeries = [
-        e
-        for e in facts.recorded("acetabular_orif")
-        if e.resource_type == "Procedure" and within_days(e.when, now, window)
-    ]
-    if not surgeries:
+    surgery = latest_procedure(facts, "acetabular_orif", now, k.window("acetabular_orif_prophylaxis_days"))
+    if surgery is None:
         return None
-    surgery = max(surgeries, key=lambda e: e.when)  # type: ignore[arg-type,return-value]
     if _given_since(facts, surgery.when, PROPHYLAXIS_SETS, now, k):
         return None
     hours = days_between(surgery.when, now) * 24 if surgery.when else None
@@ -199,13 +193,9 @@ def acetabular_gap(facts: PatientFacts, k: Knowledge, now: datetime) -> Finding 
 
 
 def post_resection_gap(facts: PatientFacts, k: Knowledge, now: datetime) -> Finding | None:
-    window = k.window("post_resection_prophylaxis_days")
-    excisions = [
-        e for e in facts.recorded("ho_excision") if e.resource_type == "Procedure" and within_days(e.when, now, window)
-    ]
-    if not excisions:
+    surgery = latest_procedure(facts, "ho_excision", now, k.window("post_resection_prophylaxis_days"))
+    if surgery is None:
         return None
-    surgery = max(excisions, key=lambda e: e.when)  # type: ignore[arg-type,return-value]
     if _given_since(facts, surgery.when, (*PROPHYLAXIS_SETS, "etidronate"), now, k):
         return None
     hours = days_between(surgery.when, now) * 24 if surgery.when else None

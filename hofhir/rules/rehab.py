@@ -9,7 +9,7 @@ from hofhir.clock import days_between
 from hofhir.facts import PatientFacts, Population
 from hofhir.findings import Finding, Indicator, RiskLevel, Topic
 from hofhir.knowledge import Knowledge
-from hofhir.rules.common import advice_lines, override, population_names, say, within_days
+from hofhir.rules.common import advice_lines, latest_procedure, override, population_names, say
 from hofhir.rules.diagnosis import Suspicion
 from hofhir.rules.risk import RiskAssessment
 
@@ -78,13 +78,9 @@ def _protocol(facts: PatientFacts) -> tuple[str, tuple[str, ...], Population | N
 
 def postoperative(facts: PatientFacts, k: Knowledge, now: datetime) -> Finding | None:
     """HO excision performed within 6 weeks -> the motion timeline for the patient's population."""
-    window = k.window("post_resection_rehab_days")
-    excisions = [
-        e for e in facts.recorded("ho_excision") if e.resource_type == "Procedure" and within_days(e.when, now, window)
-    ]
-    if not excisions:
+    surgery = latest_procedure(facts, "ho_excision", now, k.window("post_resection_rehab_days"))
+    if surgery is None:
         return None
-    surgery = max(excisions, key=lambda e: e.when)  # type: ignore[arg-type,return-value]
     assert surgery.when is not None
     days = int(days_between(surgery.when, now))
     key, rules, population = _protocol(facts)
@@ -108,13 +104,9 @@ def rom_order_after_resection(
     """PO-01: passive ROM / CPM ordered within 14 days after HO resection in SCI -> warning."""
     if Population.SCI not in facts.populations():
         return None
-    window = k.window("no_passive_motion_after_resection_days")
-    excisions = [
-        e for e in facts.recorded("ho_excision") if e.resource_type == "Procedure" and within_days(e.when, now, window)
-    ]
-    if not excisions:
+    surgery = latest_procedure(facts, "ho_excision", now, k.window("no_passive_motion_after_resection_days"))
+    if surgery is None:
         return None
-    surgery = max(excisions, key=lambda e: e.when)  # type: ignore[arg-type,return-value]
     assert surgery.when is not None
     days = int(days_between(surgery.when, now))
     return Finding(

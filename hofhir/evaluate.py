@@ -5,7 +5,6 @@ No I/O and no clock read: `now` is given. Which topics a hook may answer with is
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -79,7 +78,6 @@ def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None =
         raise InputError(f"unsupported hook {inputs.hook!r}; hofhir answers {', '.join(SUPPORTED_HOOKS)}")
     k = knowledge or default_knowledge()
     now = ensure_aware(now)
-    started = time.perf_counter()
     facts = build_facts(inputs, k, now)
     assessment = risk.assess(facts, k, now)
     if inputs.hook in CHART_HOOKS:
@@ -117,7 +115,6 @@ def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None =
         },
         "riskLevel": assessment.level.value if assessment.level else None,
         "findings": [{"topic": f.topic.value, "rules": list(f.rules), "summary": f.summary} for f in findings],
-        "elapsedMs": round((time.perf_counter() - started) * 1000, 3),
     }
     return Evaluation(inputs.hook, guidance, trace)
 

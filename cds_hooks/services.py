@@ -2,7 +2,9 @@
 
 Service ids and prefetch keys are a contract EHRs configure against (design.md): never rename them.
 Prefetch templates ask for exactly what the rules read; the Observation codes come from the knowledge
-base's value sets so the template and the rules cannot drift apart.
+base's value sets so the template and the rules cannot drift apart. CDS Hooks 2.0.1 defines no date
+token (only context fields and the user ids), so the templates carry no date window: the rules apply
+their windows (surveillance 12 months, SAP 14 days, duplex 7 days...) to what comes back.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ def configure(level: str = "INFO") -> None:
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs full URLs, which can name a patient
     for name in ("hofhir", "cds_hooks", "celery"):
         logger = logging.getLogger(name)
         logger.addHandler(handler)

@@ -164,7 +164,7 @@ def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any
             }
         },
     )
-    return {"patient": patient_id, "written": written, "riskLevel": evaluation.trace.get("riskLevel")}
+    return {"written": written, "riskLevel": evaluation.trace.get("riskLevel")}
 
 
 def _patient_of_focus(client: FhirClient, focus: str) -> str:

@@ -139,6 +139,19 @@ def _child_exit(pid: int | None = None, **_: Any) -> None:
     metrics.mark_process_dead(pid or os.getpid())
 
 
+def quiet_phi_logging() -> None:
+    """Celery logs a task's return value when it succeeds, and httpx logs every URL it calls: both can
+    carry patient ids or card texts. Keep task ids and timings, drop the values."""
+    import logging
+
+    from celery.app import trace
+
+    trace.LOG_SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+quiet_phi_logging()
 celery_app = make_celery()
 _lock = threading.Lock()
 

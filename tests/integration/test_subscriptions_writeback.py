@@ -244,3 +244,11 @@ def test_the_shared_secret_is_checked_when_configured(broker: RedisServer) -> No
         headers={"X-Hofhir-Notification-Secret": "s3cret"},
     )
     assert ok.status_code == 200
+
+
+def test_worker_logs_carry_no_patient_identifier(engine: FhirTestServer, worker: Worker) -> None:
+    """Never log PHI: task ids and timings only, not the patient's id, URLs naming it, or card texts."""
+    log = worker.log.read_text()
+    assert "written back" in log, "the log was written"
+    assert engine.patient_ids[0] not in log
+    assert "heterotopic" not in log.lower()

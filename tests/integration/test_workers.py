@@ -198,3 +198,50 @@ def _celery_for(url: str, make_celery: object) -> object:
             os.environ.pop("HOFHIR_REDIS_URL", None)
         else:
             os.environ["HOFHIR_REDIS_URL"] = old
+
+
+def test_a_task_the_fhir_server_refuses_goes_to_the_dead_letter_list_with_the_outcome(
+    fhir_server: FhirTestServer,
+) -> None:
+    import json
+
+    import redis
+
+    from hofhir.worker import make_celery
+
+    with redis_server() as own:
+        worker = Worker(env_for(own, HOFHIR_FHIR_BASE_URL=fhir_server.base_url), "refused")
+        try:
+            worker.wait_ready()
+            celery = _celery_for(own.url, make_celery)
+            celery.send_task("hofhir.assess_patient", args=["no-such-patient", {"focus": "Patient/no-such-patient"}])
+            client = redis.Redis.from_url(own.url)
+            assert _wait_for(lambda: client.llen("hofhir:dead-letter") == 1, 20), worker.log.read_text()[-2000:]
+            time.sleep(1)
+            entries = [json.loads(e) for e in client.lrange("hofhir:dead-letter", 0, -1)]
+        finally:
+            worker.stop()
+    assert len(entries) == 1, "a 404 is not retried"
+    assert entries[0]["task"] == "hofhir.assess_patient"
+    assert entries[0]["payload"]["operationOutcome"]["resourceType"] == "OperationOutcome"
+
+
+def test_a_task_delivered_too_often_is_dead_lettered_instead_of_run(fhir_server: FhirTestServer) -> None:
+    """The redelivery cap: with HOFHIR_MAX_DELIVERIES=0 every delivery is one too many, so the poison-task
+    path runs: the task is parked in the dead-letter list and never reaches the FHIR server."""
+    import redis
+
+    from hofhir.worker import make_celery
+
+    fhir_server.clear_requests()
+    with redis_server() as own:
+        worker = Worker(env_for(own, HOFHIR_FHIR_BASE_URL=fhir_server.base_url, HOFHIR_MAX_DELIVERIES="0"), "capped")
+        try:
+            worker.wait_ready()
+            celery = _celery_for(own.url, make_celery)
+            celery.send_task("hofhir.assess_patient", args=["p", {"focus": "Patient/p"}])
+            client = redis.Redis.from_url(own.url)
+            assert _wait_for(lambda: client.llen("hofhir:dead-letter") == 1, 20), worker.log.read_text()[-2000:]
+        finally:
+            worker.stop()
+    assert fhir_server.requests("/fhir/Patient/p") == []

@@ -239,7 +239,7 @@ def authenticate() -> dict[str, Any]:
 def serve(host: str, port: int) -> None:
     """`hofhir serve`: the development server with threads (gunicorn for production, see the README)."""
     app = create_app()
-    mode = "Redis configured" if state_of(app).settings.redis_url else "embedded mode (no Redis)"
+    mode = "with Redis" if state_of(app).settings.redis_url else "embedded mode, no Redis"
     log.info("hofhir %s serving on http://%s:%d (%s)", __version__, host, port, mode)
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 

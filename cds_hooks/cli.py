@@ -93,9 +93,10 @@ COLOURS = {"warning": "\033[33m", "critical": "\033[31m", "info": "\033[36m"}
 
 def print_text(evaluation: Evaluation, out: TextIO, colour: bool) -> None:
     reset = "\033[0m" if colour else ""
-    pid = evaluation.trace.get("patient") or "unknown patient"
+    pid = evaluation.trace.get("patient")
+    who = f"Patient {pid}" if pid else "No Patient resource"
     out.write(
-        f"Patient {pid}: {evaluation.hook}, {len(evaluation.guidance)} card(s), risk {evaluation.trace.get('riskLevel') or 'none'}\n"
+        f"{who}: {evaluation.hook}, {len(evaluation.guidance)} card(s), risk {evaluation.trace.get('riskLevel') or 'none'}\n"
     )
     for g in evaluation.guidance:
         tint = COLOURS.get(g.indicator.value, "") if colour else ""

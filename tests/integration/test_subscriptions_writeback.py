@@ -252,3 +252,24 @@ def test_worker_logs_carry_no_patient_identifier(engine: FhirTestServer, worker:
     assert "written back" in log, "the log was written"
     assert engine.patient_ids[0] not in log
     assert "heterotopic" not in log.lower()
+
+
+def test_embedded_mode_writes_back_without_redis_or_workers(
+    engine: FhirTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOFHIR_FHIR_BASE_URL", engine.base_url)
+    embedded = create_app(Settings(auth=False), environ={"HOFHIR_AUTH": "off"}).test_client()
+    patient = engine.patient_ids[0]
+    observation = {
+        "resourceType": "Observation",
+        "id": "obs-embedded",
+        "status": "final",
+        "code": {"text": "z"},
+        "subject": {"reference": f"Patient/{patient}"},
+        "meta": {"versionId": "1"},
+    }
+    before = writes(engine)
+    response = embedded.put("/fhir/notifications/Observation/obs-embedded", json=observation)
+    assert response.status_code == 202
+    assert wait_for(lambda: writes(engine) > before, 20)
+    assert len(assessments(engine)) == 1

@@ -31,6 +31,10 @@ from tests.ops.conftest import (
 
 NAMESPACES = {"dev": "hofhir-dev", "prod": "hofhir", "all-components": "hofhir-all"}
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+# Where Prometheus scrapes from: the one source that both the web's and the workers' policies admit.
+MONITORING_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+# The container port each hofhir Deployment serves GET /metrics on (the web: its HTTP port).
+METRICS_PORT_NAMES = {"hofhir-web": "http", "hofhir-worker": "metrics"}
 
 # Every checkov check we skip, where, and why (the reason is also in the manifest, next to the
 # annotation that tells checkov). A new skip fails this test until it is listed here.
@@ -394,7 +398,60 @@ def test_worker_probes_read_the_heartbeat(rendered: dict[str, list[Manifest]], v
     # Celery's soft shutdown, then the hand-back of unfinished tasks, must end before SIGKILL.
     grace = worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace >= int(config["HOFHIR_SOFT_SHUTDOWN_S"]) + 15
-    assert "ports" not in container
+    # The worker listens on one port: its metrics (test_pods_serve_metrics_where_prometheus_scrapes).
+    assert [p["name"] for p in container["ports"]] == ["metrics"]
+
+
+def container_port(container: dict[str, Any], port: int | str) -> dict[str, Any]:
+    """The container's port entry that a number or a port name refers to (a NetworkPolicy may use either)."""
+    found = [p for p in container.get("ports", []) if port in (p["containerPort"], p.get("name"))]
+    assert len(found) == 1, (container["name"], port, container.get("ports"))
+    entry: dict[str, Any] = found[0]
+    return entry
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_pods_serve_metrics_where_prometheus_scrapes(rendered: dict[str, list[Manifest]], variant: str) -> None:
+    docs = rendered[variant]
+    deployments = {d["metadata"]["name"]: d for d in of_kind(docs, "Deployment")}
+    assert set(deployments) == set(METRICS_PORT_NAMES)
+    for name, port_name in METRICS_PORT_NAMES.items():
+        template = deployments[name]["spec"]["template"]
+        [container] = template["spec"]["containers"]
+        port = container_port(container, port_name)
+        assert port["protocol"] == "TCP", name
+        # Annotation-based discovery reads these; a port that is not the served one scrapes nothing.
+        annotations = template["metadata"].get("annotations", {})
+        assert annotations.get("prometheus.io/scrape") == "true", name
+        assert annotations.get("prometheus.io/path") == "/metrics", name
+        assert annotations.get("prometheus.io/port") == str(port["containerPort"]), name
+    worker = deployments["hofhir-worker"]
+    [container] = worker["spec"]["template"]["spec"]["containers"]
+    [port] = container["ports"]  # the metrics port, named, and nothing else
+    assert port == {"name": "metrics", "containerPort": port["containerPort"], "protocol": "TCP"}
+    # `hofhir worker` serves /metrics only when HOFHIR_WORKER_METRICS_PORT is set, on that port: it
+    # is set on the worker container itself (the ConfigMap is shared with the web) to the declared port.
+    setting = env_of(container).get("HOFHIR_WORKER_METRICS_PORT", {})
+    assert setting.get("value") == str(port["containerPort"]), f"HOFHIR_WORKER_METRICS_PORT: {setting}"
+    assert "HOFHIR_WORKER_METRICS_PORT" not in hofhir_config(docs)["data"]
+    assert port["containerPort"] != 8080, "the web's port: keep them apart so a policy names one of them"
+    # The per-process metric files must land on the writable /tmp emptyDir (the worker's default does).
+    folder = env_of(container).get("PROMETHEUS_MULTIPROC_DIR", {}).get("value") or hofhir_config(docs)["data"].get(
+        "PROMETHEUS_MULTIPROC_DIR", "/tmp/hofhir-worker-metrics"
+    )
+    assert folder.startswith("/tmp/"), folder
+
+
+def test_every_setting_the_manifests_set_is_read_by_the_code(rendered: dict[str, list[Manifest]]) -> None:
+    # A misspelt name (HOFHIR_WORKER_METRIC_PORT) would validate everywhere and silently do nothing.
+    read: set[str] = set()
+    for path in [*(REPO / "hofhir").rglob("*.py"), *(REPO / "cds_hooks").rglob("*.py")]:
+        read |= set(re.findall(r"\"(HOFHIR_[A-Z0-9_]+)\"", path.read_text()))
+    for docs in rendered.values():
+        for name in ("hofhir-web", "hofhir-worker"):
+            for container in containers(named(docs, "Deployment", name)):
+                assert {v for v in env_of(container) if v.startswith("HOFHIR_")} <= read, name
+        assert set(hofhir_config(docs)["data"]) <= read
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -453,6 +510,26 @@ def test_network_policies(rendered: dict[str, list[Manifest]], variant: str) -> 
     sources = [peer for rule in ingress_to_web[0]["ingress"] for peer in rule["from"]]
     assert sources and all(set(peer) == {"namespaceSelector"} for peer in sources)
     assert [p["port"] for rule in ingress_to_web[0]["ingress"] for p in rule["ports"]] == [8080]
+    # Policies for every pod of the namespace let nothing in: each way in names the pods it opens.
+    for name, spec in policies.items():
+        if not spec["podSelector"] and "Ingress" in spec["policyTypes"]:
+            assert not spec.get("ingress"), name
+    # Prometheus scrapes the workers from where it scrapes the web, and nothing else reaches them:
+    # one policy, one source (the monitoring namespace), one port (the worker's `metrics` port).
+    assert MONITORING_PEER in sources
+    worker = named(docs, "Deployment", "hofhir-worker")
+    [worker_container] = worker["spec"]["template"]["spec"]["containers"]
+    ingress_to_workers = {
+        name: spec
+        for name, spec in policies.items()
+        if "Ingress" in spec["policyTypes"] and selects(spec["podSelector"], pod_labels(worker)) and spec.get("ingress")
+    }
+    assert list(ingress_to_workers) == ["hofhir-worker-ingress"]
+    [rule] = ingress_to_workers["hofhir-worker-ingress"]["ingress"]
+    assert rule.get("from") == [MONITORING_PEER], rule  # no `from` would admit every source
+    [allowed] = rule.get("ports") or [{}]  # no `ports` would admit every port
+    assert "port" in allowed and allowed.get("protocol", "TCP") == "TCP" and "endPort" not in allowed, allowed
+    assert container_port(worker_container, allowed["port"]).get("name") == "metrics"
     redis = [w for w in workloads(docs) if w["kind"] == "StatefulSet"]
     for statefulset in redis:
         labels = pod_labels(statefulset)
@@ -469,6 +546,20 @@ def test_network_policies(rendered: dict[str, list[Manifest]], variant: str) -> 
                     }
                     assert (hofhir_pods and "namespaceSelector" not in peer) or keda, peer
                 assert [p["port"] for p in rule["ports"]] == [6379]
+
+
+def test_operations_guide_lists_every_network_policy_and_the_metrics_ports(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    guide = (REPO / "docs" / "operations.md").read_text()
+    network = guide.split("\n## Network\n", 1)[1].split("\n## ", 1)[0]
+    for docs in rendered.values():
+        for policy in of_kind(docs, "NetworkPolicy"):
+            assert f"`{policy['metadata']['name']}`" in network, policy["metadata"]["name"]
+        for name, port_name in METRICS_PORT_NAMES.items():
+            [container] = named(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+            port = str(container_port(container, port_name)["containerPort"])
+            assert re.search(rf"\b{port}\b", network), f"{name}: port {port} is not in the Network section"
 
 
 def test_the_example_issuers_file_is_what_the_app_reads() -> None:

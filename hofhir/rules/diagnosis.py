@@ -201,41 +201,29 @@ def suspected_finding(s: Suspicion, facts: PatientFacts, k: Knowledge, now: date
         )
         rules.append("L-01")
     advice = [say(k, "advice", "suspected_clinical")]
-    suggestions: list[Suggestion] = []
-    imaging_recent = recent_since(now, k.window("sap_recent_days"))
+    imaging_recent = recent_since(now, k.window("imaging_recent_days"))
     has_scan = done_or_ordered_since(facts, "bone_scan", imaging_recent)
     has_xray = done_or_ordered_since(facts, "hip_radiograph", imaging_recent)
     reason = f"Suspected heterotopic ossification ({signs_text})"
+    bone_scan = Suggestion(
+        "Order a three-phase bone scan",
+        "Three-phase Tc-99m bone scan (CPT 78315)",
+        build.bone_scan_order(facts.patient_id, reason),
+    )
+    radiograph = Suggestion(
+        "Order a hip radiograph",
+        "Hip radiograph, 2-3 views (CPT 73502)",
+        build.hip_radiograph_order(facts.patient_id, reason),
+    )
     if s.days < k.window("bone_scan_preferred_until_days"):
         advice.append(say(k, "advice", "suspected_imaging_early"))
         rules += ["I-01", "D-05", "D-06"]
-        if not has_scan:
-            suggestions.append(
-                Suggestion(
-                    "Order a three-phase bone scan",
-                    "Three-phase Tc-99m bone scan (CPT 78315)",
-                    build.bone_scan_order(facts.patient_id, reason),
-                )
-            )
+        wanted = [(bone_scan, has_scan)]
     else:
         advice.append(say(k, "advice", "suspected_imaging_late"))
         rules += ["I-01", "I-02", "D-06"]
-        if not has_xray:
-            suggestions.append(
-                Suggestion(
-                    "Order a hip radiograph",
-                    "Hip radiograph, 2-3 views (CPT 73502)",
-                    build.hip_radiograph_order(facts.patient_id, reason),
-                )
-            )
-        if not has_scan:
-            suggestions.append(
-                Suggestion(
-                    "Order a three-phase bone scan",
-                    "Three-phase Tc-99m bone scan (CPT 78315)",
-                    build.bone_scan_order(facts.patient_id, reason),
-                )
-            )
+        wanted = [(radiograph, has_xray), (bone_scan, has_scan)]
+    suggestions = [suggestion for suggestion, already in wanted if not already]
     if has_scan or has_xray:
         advice.append("Imaging for HO is already resulted or ordered in the last 2 weeks; none suggested again.")
     advice.append(say(k, "advice", "suspected_ultrasound"))

@@ -85,7 +85,7 @@ def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None =
     elif inputs.hook in ORDER_HOOKS:
         findings = _order_findings(facts, inputs, k, now)
     else:
-        findings = _discharge_findings(facts, assessment, k, now)
+        findings = _discharge_findings(facts, assessment, k)
     allowed = HOOK_TOPICS[inputs.hook]
     # Guidance is for the living: a deceased patient's chart gets no HO cards (the trace says why).
     findings = [f for f in findings if f.topic in allowed and not facts.deceased]
@@ -121,7 +121,7 @@ def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None =
 
 def _chart_findings(facts: PatientFacts, assessment: risk.RiskAssessment, k: Knowledge, now: datetime) -> list[Finding]:
     findings: list[Finding | None] = [
-        risk.risk_finding(assessment, k, now),
+        risk.risk_finding(assessment, k),
         diagnosis.surveillance(facts, assessment, k, now),
     ]
     suspected = diagnosis.suspicion(facts, k, now)
@@ -171,8 +171,6 @@ def _order_findings(facts: PatientFacts, inputs: ClinicalInput, k: Knowledge, no
     return findings
 
 
-def _discharge_findings(
-    facts: PatientFacts, assessment: risk.RiskAssessment, k: Knowledge, now: datetime
-) -> list[Finding]:
-    findings = [risk.risk_finding(assessment, k, now), rehab.education(facts, assessment, k)]
+def _discharge_findings(facts: PatientFacts, assessment: risk.RiskAssessment, k: Knowledge) -> list[Finding]:
+    findings = [risk.risk_finding(assessment, k), rehab.education(facts, assessment, k)]
     return [f for f in findings if f is not None]

@@ -7,7 +7,6 @@ No I/O and no clock: `build_facts` is given `now`. What the record does not say 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -140,14 +139,6 @@ class PatientFacts:
     def recorded(self, *concepts: str) -> list[Entry]:
         """Entries that say the thing happened or exists (not merely ordered)."""
         return [e for e in self.of(*concepts) if not e.ordered_only]
-
-    def results(self, concept: str) -> list[Measurement]:
-        """Measurements, most recent first (undated last)."""
-        return sorted(
-            self.measurements.get(concept, ()),
-            key=lambda m: (m.when is not None, m.when.timestamp() if m.when else 0.0),
-            reverse=True,
-        )
 
     def latest_result(self, concept: str) -> Measurement | None:
         dated = [m for m in self.measurements.get(concept, ()) if m.when is not None]
@@ -540,7 +531,3 @@ def tbi_picture(facts: PatientFacts, knowledge: Knowledge, now: datetime) -> Tbi
 def burn_tbsa(facts: PatientFacts) -> int | None:
     deciles = [d for e in facts.recorded("burn") for d in (burn_tbsa_decile(c) for c in e.icd) if d is not None]
     return max(deciles) if deciles else None
-
-
-def first(entries: Iterable[Entry]) -> Entry | None:
-    return next(iter(entries), None)

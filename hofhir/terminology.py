@@ -183,10 +183,3 @@ def burn_tbsa_decile(code: str) -> int | None:
 def tbi_loc_over_24h(code: str) -> bool:
     """S06 codes: a 6th character of 5-8 means loss of consciousness over 24 hours (or death before return)."""
     return code.startswith("S06") and len(code) >= 6 and code[5] in "5678"
-
-
-def icd_laterality(code: str) -> str | None:
-    """Right/left from the usual ICD-10-CM laterality digit of musculoskeletal and injury codes (best effort)."""
-    if code.startswith(("M61", "M25", "M24", "M16")) and len(code) >= 5:
-        return {"1": "right", "2": "left"}.get(code[-1])
-    return None

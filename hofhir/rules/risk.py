@@ -489,7 +489,7 @@ def _factor_line(f: Factor) -> str:
     return f"{f.rule} {f.name}: {f.evidence}" if f.evidence else f"{f.rule} {f.name}"
 
 
-def risk_finding(assessment: RiskAssessment, k: Knowledge, now: datetime) -> Finding | None:
+def risk_finding(assessment: RiskAssessment, k: Knowledge) -> Finding | None:
     """ho-risk: level, the factors found, and those absent or not assessable, per population."""
     if assessment.level is None:
         return None

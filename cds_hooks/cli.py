@@ -16,6 +16,7 @@ from typing import Any, TextIO
 import orjson
 
 from cds_hooks.cards import render_response
+from cds_hooks.prefetch import DeadlineMissed, PrefetchUnavailable, resolve_prefetch
 from hofhir.evaluate import SUPPORTED_HOOKS, Evaluation, evaluate
 from hofhir.fhir import read
 from hofhir.fhir.read import ClinicalInput, InputError
@@ -23,7 +24,6 @@ from hofhir.knowledge import Knowledge, KnowledgeError, default_knowledge
 
 EXIT_BAD_INPUT = 2
 EXIT_MISSING_DATA = 3
-PREFETCH_KEYS = ("patient", "conditions", "observations", "procedures", "medications")
 
 
 class MissingData(Exception):
@@ -71,15 +71,12 @@ def load_inputs(path: Path, hook: str | None, patient: str | None, k: Knowledge)
         prefetch = data.get("prefetch")
         if prefetch is not None and not isinstance(prefetch, dict):
             raise InputError("'prefetch' must be an object")
-        absent = [key for key in PREFETCH_KEYS if key not in (prefetch or {})]
-        if absent:
-            if not data.get("fhirServer"):
-                raise MissingData(
-                    f"required prefetch missing ({', '.join(absent)}) and the request names no fhirServer"
-                )
-            from cds_hooks.prefetch import resolve_prefetch  # only needed when a FHIR server must be asked
-
+        try:  # the service's own resolution: absent or failed keys fetched from fhirServer, else an error
             prefetch = resolve_prefetch(data, k)
+        except (PrefetchUnavailable, DeadlineMissed) as exc:
+            raise MissingData(
+                str(exc) if isinstance(exc, PrefetchUnavailable) else "fetching prefetch timed out"
+            ) from exc
         return [read.from_hook_request(data, k.terminology, prefetch)]
     rtype = data.get("resourceType")
     if not isinstance(rtype, str):

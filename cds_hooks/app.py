@@ -22,6 +22,7 @@ from cds_hooks import logs
 from cds_hooks.auth import AuthError, ReplayStoreUnavailable, Verifier, build_verifier, settings_from_env
 from cds_hooks.dispatch import Evaluator, InlineEvaluator
 from cds_hooks.errors import HttpError, operation_outcome
+from cds_hooks.services import CdsService, catalogue
 from cds_hooks.settings import Settings
 from hofhir import __version__, metrics
 from hofhir.knowledge import Knowledge, default_knowledge
@@ -39,6 +40,7 @@ class ServiceState:
     store: Store
     verifier: Verifier
     evaluator: Evaluator
+    services: dict[str, CdsService] = field(default_factory=dict)  # the catalogue, built once from the knowledge
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     started: float = field(default_factory=time.monotonic)
     ready_cache: dict[str, Any] = field(default_factory=dict)
@@ -107,6 +109,7 @@ def create_app(
         store=store,
         verifier=build_verifier(auth_settings, redis_client),
         evaluator=evaluator,
+        services=catalogue(k),
         clock=clock or (lambda: datetime.now(UTC)),
     )
     metrics.set_build_info(__version__, k.version)

@@ -6,7 +6,6 @@ from flask import Blueprint, Response, g
 
 from cds_hooks.app import authenticate, json_response, read_json, state
 from cds_hooks.errors import HttpError
-from cds_hooks.services import catalogue
 from cds_hooks.validation import check_feedback
 from hofhir import metrics
 
@@ -17,7 +16,7 @@ COUNTS_KEY = "feedback:counts"
 @blueprint.post("/cds-services/<service_id>/feedback")
 def receive(service_id: str) -> Response:
     s = state()
-    if service_id not in catalogue(s.knowledge):
+    if service_id not in s.services:
         raise HttpError(404, f"no CDS service {service_id!r}")
     g.service_id = f"{service_id}/feedback"
     authenticate()

@@ -12,7 +12,6 @@ from cds_hooks.app import authenticate, json_response, read_json, state
 from cds_hooks.cards import render_response
 from cds_hooks.errors import HttpError
 from cds_hooks.prefetch import DeadlineMissed, resolve_prefetch
-from cds_hooks.services import catalogue
 from cds_hooks.validation import check_request
 from hofhir import metrics
 from hofhir.fhir.read import from_hook_request
@@ -23,8 +22,7 @@ blueprint = Blueprint("hooks", __name__)
 @blueprint.get("/cds-services")
 def discovery() -> Response:
     authenticate()
-    services = catalogue(state().knowledge)
-    return json_response({"services": [s.discovery() for s in services.values()]})
+    return json_response({"services": [s.discovery() for s in state().services.values()]})
 
 
 def _base_url() -> str:
@@ -34,8 +32,7 @@ def _base_url() -> str:
 @blueprint.post("/cds-services/<service_id>")
 def call_service(service_id: str) -> Response:
     s = state()
-    services = catalogue(s.knowledge)
-    service = services.get(service_id)
+    service = s.services.get(service_id)
     if service is None:
         raise HttpError(404, f"no CDS service {service_id!r}; GET /cds-services lists them")
     g.service_id = service_id

@@ -96,6 +96,18 @@ def assessments(engine: FhirTestServer) -> list[dict[str, Any]]:
     return [e["resource"] for e in bundle.get("entry", [])]
 
 
+def patient_observation(patient: str, resource_id: str, version: str) -> dict[str, Any]:
+    """An Observation about the patient, as an R4 rest-hook Subscription with a payload PUTs it."""
+    return {
+        "resourceType": "Observation",
+        "id": resource_id,
+        "status": "final",
+        "code": {"text": "notified observation"},
+        "subject": {"reference": f"Patient/{patient}"},
+        "meta": {"versionId": version},
+    }
+
+
 def writes(engine: FhirTestServer) -> int:
     return len(engine.requests("PUT /fhir/RiskAssessment"))
 
@@ -136,14 +148,7 @@ def test_an_r4_rest_hook_put_of_a_resource_leaves_one_risk_assessment(
     client: FlaskClient, engine: FhirTestServer, worker: Worker
 ) -> None:
     patient = engine.patient_ids[0]
-    observation = {
-        "resourceType": "Observation",
-        "id": "obs-1",
-        "status": "final",
-        "code": {"text": "x"},
-        "subject": {"reference": f"Patient/{patient}"},
-        "meta": {"versionId": "1"},
-    }
+    observation = patient_observation(patient, "obs-1", "1")
     before = writes(engine)
     response = client.put(
         "/fhir/notifications/Observation/obs-1",
@@ -202,14 +207,7 @@ def test_a_fhir_server_503_then_200_ends_in_success(
     patient = engine.patient_ids[0]
     engine.fault(status=503, count=2, match=f"GET /fhir/Patient/{patient}")
     before = writes(engine)
-    observation = {
-        "resourceType": "Observation",
-        "id": "obs-503",
-        "status": "final",
-        "code": {"text": "y"},
-        "subject": {"reference": f"Patient/{patient}"},
-        "meta": {"versionId": "7"},
-    }
+    observation = patient_observation(patient, "obs-503", "7")
     response = client.put("/fhir/notifications/Observation/obs-503", json=observation)
     assert response.status_code == 202
     assert wait_for(lambda: writes(engine) > before, 40), worker.log.read_text()[-3000:]
@@ -260,14 +258,7 @@ def test_embedded_mode_writes_back_without_redis_or_workers(
     monkeypatch.setenv("HOFHIR_FHIR_BASE_URL", engine.base_url)
     embedded = create_app(Settings(auth=False), environ={"HOFHIR_AUTH": "off"}).test_client()
     patient = engine.patient_ids[0]
-    observation = {
-        "resourceType": "Observation",
-        "id": "obs-embedded",
-        "status": "final",
-        "code": {"text": "z"},
-        "subject": {"reference": f"Patient/{patient}"},
-        "meta": {"versionId": "1"},
-    }
+    observation = patient_observation(patient, "obs-embedded", "1")
     before = writes(engine)
     response = embedded.put("/fhir/notifications/Observation/obs-embedded", json=observation)
     assert response.status_code == 202

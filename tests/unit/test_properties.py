@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from cds_hooks.cards import card_problems, render_response, response_problems
 from cds_hooks.cli import main as cli_main
 from hofhir.evaluate import HOOK_TOPICS, SUPPORTED_HOOKS, Evaluation, evaluate
+from hofhir.fhir.models import CLINICAL_TYPES
 from hofhir.fhir.read import InputError, bundle_resources, from_hook_request, from_resources, loads
 from hofhir.knowledge import Knowledge, default_knowledge
 from hofhir.terminology import ICD10CM
@@ -145,20 +146,7 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "intent": st.sampled_from(["order", "proposal", "plan"]) | JSON,
     "id": st.sampled_from(["pt-1", "x", ""]) | JSON,
 }
-RESOURCE_TYPES = [
-    "Patient",
-    "Condition",
-    "Observation",
-    "Procedure",
-    "MedicationRequest",
-    "MedicationStatement",
-    "MedicationAdministration",
-    "ServiceRequest",
-    "DiagnosticReport",
-    "Medication",
-    "Encounter",
-    "OperationOutcome",
-]
+RESOURCE_TYPES = [*sorted(CLINICAL_TYPES), "Encounter", "OperationOutcome"]  # what the rules read, and two they do not
 
 
 @st.composite

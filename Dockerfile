@@ -27,7 +27,7 @@ COPY cds_hooks ./cds_hooks
 RUN /opt/hofhir/bin/pip install --no-deps . \
  && /opt/hofhir/bin/python -m compileall -q /opt/hofhir/lib \
  && /opt/hofhir/bin/pip uninstall -y pip setuptools wheel \
- && /opt/hofhir/bin/python -c "import hofhir.knowledge, cds_hooks.gunicorn_conf, hofhir.metrics" \
+ && /opt/hofhir/bin/python -c "import hofhir.knowledge, cds_hooks.gunicorn_conf, hofhir.adapters.metrics" \
  && /opt/hofhir/bin/hofhir --help > /dev/null
 
 # ---- runtime: the interpreter, the virtualenv, nothing to build or install with

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from hofhir.evaluate import evaluate
+from hofhir.clinical.evaluate import evaluate
 from hofhir.fhir.read import bundle_resources, from_resources
 from hofhir.knowledge import load
 

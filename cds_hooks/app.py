@@ -10,67 +10,25 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from cds_hooks import logs
-from cds_hooks.auth import AuthError, ReplayStoreUnavailable, Verifier, build_verifier, settings_from_env
+from cds_hooks import feedback, health, hooks, logs, notifications, pages
+from cds_hooks.auth import AuthError, ReplayStoreUnavailable, build_verifier, settings_from_env
 from cds_hooks.dispatch import Evaluator, InlineEvaluator
-from cds_hooks.errors import HttpError, operation_outcome
-from cds_hooks.services import CdsService, catalogue
+from cds_hooks.errors import HttpError
+from cds_hooks.services import catalogue
 from cds_hooks.settings import Settings
-from hofhir import __version__, metrics
+from cds_hooks.web import ServiceState, outcome_response, state, state_of
+from hofhir import __version__
+from hofhir.adapters import metrics
+from hofhir.adapters.store import Store, open_store
 from hofhir.knowledge import Knowledge, default_knowledge
-from hofhir.store import Store, open_store
 
 log = logging.getLogger("hofhir.web")
-
-JSON_TYPES = ("application/json", "application/fhir+json")
-
-
-@dataclass
-class ServiceState:
-    settings: Settings
-    knowledge: Knowledge
-    store: Store
-    verifier: Verifier
-    evaluator: Evaluator
-    services: dict[str, CdsService] = field(default_factory=dict)  # the catalogue, built once from the knowledge
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    started: float = field(default_factory=time.monotonic)
-    ready_cache: dict[str, Any] = field(default_factory=dict)
-
-
-def state() -> ServiceState:
-    from flask import current_app
-
-    found: ServiceState = current_app.extensions["hofhir"]
-    return found
-
-
-def json_response(body: Any, status: int = 200, content_type: str = "application/json") -> Response:
-    return Response(orjson.dumps(body), status=status, content_type=content_type)
-
-
-def outcome_response(status: int, message: str, expression: str | None = None) -> Response:
-    return json_response(operation_outcome(status, message, expression), status, "application/fhir+json")
-
-
-def read_json() -> Any:
-    """The request body as JSON: 415 for another content type, 400 for malformed JSON."""
-    mimetype = (request.mimetype or "").lower()
-    if mimetype not in JSON_TYPES:
-        raise HttpError(415, f"Content-Type must be application/json (got {request.mimetype or 'none'})")
-    raw = request.get_data(cache=False)
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(400, f"malformed JSON: {exc}") from exc
 
 
 def create_app(
@@ -114,15 +72,13 @@ def create_app(
     )
     metrics.set_build_info(__version__, k.version)
     if settings.redis_url:
-        from hofhir.worker import DEAD_LETTER_KEY
+        from hofhir.worker.app import DEAD_LETTER_KEY
 
         def dead_letter_size() -> None:
             metrics.DEAD_LETTER_SIZE.set(store.length(DEAD_LETTER_KEY))
 
         metrics.before_render(dead_letter_size)
     warm_up(k)
-
-    from cds_hooks import feedback, health, hooks, notifications, pages
 
     app.register_blueprint(hooks.blueprint)
     app.register_blueprint(feedback.blueprint)
@@ -135,7 +91,7 @@ def create_app(
 
 def warm_up(k: Knowledge) -> None:
     """Evaluate a small built-in case once, so the first EHR call does not pay for loading model classes."""
-    from hofhir.evaluate import evaluate
+    from hofhir.clinical.evaluate import evaluate
     from hofhir.fhir.read import from_resources
 
     patient = {"resourceType": "Patient", "id": "warm-up", "gender": "male", "birthDate": "1980-01-01"}
@@ -231,22 +187,9 @@ def _install_handlers(app: Flask) -> None:
         return outcome_response(500, f"internal error; request id {g.get('request_id')}")
 
 
-def authenticate() -> dict[str, Any]:
-    """Check the JWT against the exact URL called (aud); raises AuthError -> bare 401."""
-    # Behind a proxy the EHR signs the public URL: HOFHIR_PUBLIC_URL + the path, not what Flask sees.
-    public = state().settings.public_url
-    audience = public.rstrip("/") + request.path if public else request.base_url
-    return state().verifier.authenticate(request.headers.get("Authorization"), audience)
-
-
 def serve(host: str, port: int) -> None:
     """`hofhir serve`: the development server with threads (gunicorn for production, see the README)."""
     app = create_app()
     mode = "with Redis" if state_of(app).settings.redis_url else "embedded mode, no Redis"
     log.info("hofhir %s serving on http://%s:%d (%s)", __version__, host, port, mode)
     app.run(host=host, port=port, threaded=True, use_reloader=False)
-
-
-def state_of(app: Flask) -> ServiceState:
-    found: ServiceState = app.extensions["hofhir"]
-    return found

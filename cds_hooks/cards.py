@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from hofhir.guidance import TOPIC_SYSTEM, Guidance
+from hofhir.clinical.guidance import TOPIC_SYSTEM, Guidance
 
 SOURCE_LABEL = "hofhir: heterotopic ossification guidance"
 OVERRIDE_SYSTEM = "http://hofhir.org/fhir/CodeSystem/override-reason"

@@ -17,7 +17,8 @@ import orjson
 
 from cds_hooks.cards import render_response
 from cds_hooks.prefetch import DeadlineMissed, PrefetchUnavailable, resolve_prefetch
-from hofhir.evaluate import SUPPORTED_HOOKS, Evaluation, evaluate
+from hofhir.adapters import files
+from hofhir.clinical.evaluate import SUPPORTED_HOOKS, Evaluation, evaluate
 from hofhir.fhir import read
 from hofhir.fhir.read import ClinicalInput, InputError
 from hofhir.knowledge import Knowledge, KnowledgeError, default_knowledge
@@ -45,7 +46,7 @@ def load_inputs(path: Path, hook: str | None, patient: str | None, k: Knowledge)
     if hook is not None and hook not in SUPPORTED_HOOKS:
         raise InputError(f"unknown hook {hook!r}; use one of {', '.join(SUPPORTED_HOOKS)}")
     if path.is_dir():
-        resources, rejected = read.ndjson_resources(path)
+        resources, rejected = files.ndjson_resources(path)
         patients = [r["id"] for r in resources if r.get("resourceType") == "Patient" and isinstance(r.get("id"), str)]
         chosen = [patient] if patient else patients or [None]
         if patient and patient not in patients:
@@ -136,13 +137,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from hofhir.worker import run_worker
+    from hofhir.worker.app import run_worker
 
     return run_worker(args.extra or [])
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from hofhir.worker import probe
+    from hofhir.worker.app import probe
 
     return probe(ready=args.ready, max_age=args.max_age)
 

@@ -1,6 +1,6 @@
 """Where an evaluation runs: inline in the web process (embedded mode) or on a Celery worker.
 
-Both paths run `hofhir.evaluate.evaluate` on the same filtered input, so the answer does not depend on
+Both paths run `hofhir.clinical.evaluate.evaluate` on the same filtered input, so the answer does not depend on
 which one ran.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from hofhir.evaluate import Evaluation, evaluate
+from hofhir.clinical.evaluate import Evaluation, evaluate
 from hofhir.fhir.read import ClinicalInput
 from hofhir.knowledge import Knowledge
 
@@ -39,7 +39,7 @@ def publisher(redis_url: str) -> Any:
     (and skipped for a few seconds), so the hook still answers inside its deadline.
     """
     if redis_url not in _publishers:
-        from hofhir.worker import make_celery
+        from hofhir.worker.app import make_celery
 
         app = make_celery(redis_url)
         app.conf.broker_connection_timeout = 0.25
@@ -115,7 +115,7 @@ class WorkerEvaluator:
         return f"runahead:{inputs.context.get('patientId')}:{now.date().isoformat()}:{digest}"
 
     def run(self, inputs: ClinicalInput, now: datetime, timeout_s: float) -> Outcome:
-        from hofhir import metrics
+        from hofhir.adapters import metrics
 
         key = self.cache_key(inputs, now)
         try:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g
 
-from cds_hooks.app import authenticate, json_response, read_json, state
 from cds_hooks.errors import HttpError
 from cds_hooks.validation import check_feedback
-from hofhir import metrics
+from cds_hooks.web import authenticate, json_response, read_json, state
+from hofhir.adapters import metrics
 
 blueprint = Blueprint("feedback", __name__)
 COUNTS_KEY = "feedback:counts"

@@ -72,6 +72,6 @@ def on_starting(server: Any) -> None:
 def child_exit(server: Any, worker: Any) -> None:
     """A worker exited: its counters stay (they were counted), its live gauges go."""
     # Imported here so the master itself never creates metric files.
-    from hofhir.metrics import mark_process_dead
+    from hofhir.adapters.metrics import mark_process_dead
 
     mark_process_dead(worker.pid)

@@ -6,8 +6,8 @@ import time
 
 from flask import Blueprint, Response, request
 
-from cds_hooks.app import json_response, state
-from hofhir import metrics
+from cds_hooks.web import json_response, state
+from hofhir.adapters import metrics
 
 blueprint = Blueprint("health", __name__)
 READY_CACHE_S = 5.0

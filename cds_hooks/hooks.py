@@ -8,12 +8,12 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from cds_hooks.app import authenticate, json_response, read_json, state
 from cds_hooks.cards import render_response
 from cds_hooks.errors import HttpError
 from cds_hooks.prefetch import DeadlineMissed, resolve_prefetch
 from cds_hooks.validation import check_request
-from hofhir import metrics
+from cds_hooks.web import authenticate, json_response, read_json, state
+from hofhir.adapters import metrics
 from hofhir.fhir.read import from_hook_request
 
 blueprint = Blueprint("hooks", __name__)

@@ -15,10 +15,10 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from cds_hooks.app import json_response, state
 from cds_hooks.errors import HttpError
-from hofhir import metrics
-from hofhir.subscriptions import (
+from cds_hooks.web import json_response, state
+from hofhir.adapters import metrics
+from hofhir.adapters.notifications import (
     SUBSCRIPTION_HINT_HEADER,
     NotificationError,
     dedup_key,
@@ -56,7 +56,7 @@ def _enqueue(patient: str | None, event: dict[str, Any]) -> None:
             "hofhir.assess_patient", args=[patient, event], retry=True, retry_policy={"max_retries": 2}
         )
         return
-    from hofhir.tasks import assess_patient_task
+    from hofhir.worker.tasks import assess_patient_task
 
     global _embedded_pool
     with _pool_lock:

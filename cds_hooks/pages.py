@@ -6,8 +6,8 @@ from html import escape
 
 from flask import Blueprint, Response, request
 
-from cds_hooks.app import json_response, state
 from cds_hooks.openapi import document
+from cds_hooks.web import json_response, state
 from hofhir.knowledge.catalogue_doc import catalogue
 
 blueprint = Blueprint("pages", __name__)

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from cds_hooks.errors import HttpError
 from cds_hooks.services import PREFETCH_KEYS, prefetch_templates
-from hofhir.fhirclient import BearerToken, FhirClient, FhirDeadlineExceeded, FhirError
+from hofhir.adapters.fhirclient import BearerToken, FhirClient, FhirDeadlineExceeded, FhirError
 from hofhir.knowledge import Knowledge
 
 TOKEN = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hofhir.knowledge import Knowledge
-from hofhir.terminology import LOINC, SNOMED
+from hofhir.knowledge.terminology import LOINC, SNOMED
 
 PREFETCH_KEYS = ("patient", "conditions", "observations", "procedures", "medications")
 # Observation codes the rules read: labs, vital signs, scores, and findings recorded as Observations.

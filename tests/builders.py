@@ -12,8 +12,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from hofhir.evaluate import Evaluation
-from hofhir.terminology import CPT, ICD10CM, LOINC, RXNORM, SNOMED
+from hofhir.clinical.evaluate import Evaluation
+from hofhir.knowledge.terminology import CPT, ICD10CM, LOINC, RXNORM, SNOMED
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 NOW_ISO = NOW.isoformat()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hofhir.fhir.models import build
-from hofhir.terminology import CPT, LOINC, RXNORM, SNOMED
+from hofhir.knowledge.terminology import CPT, LOINC, RXNORM, SNOMED
 
 
 def coding(system: str, code: str, display: str) -> dict[str, str]:

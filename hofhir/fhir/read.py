@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from hofhir.fhir.models import CLINICAL_TYPES, validation_problem
-from hofhir.terminology import Terminology
+from hofhir.knowledge.terminology import Terminology
 
 PATIENT_REFERENCE_FIELDS = ("subject", "patient")
 CONDITION_TEXT_SETS = frozenset({"flaccid_limb"})
@@ -313,27 +312,3 @@ def from_resources(
     pid = patient_id or (patient or {}).get("id")
     context = {"patientId": pid} if isinstance(pid, str) else {}
     return ClinicalInput(hook=hook, patient=patient, resources=kept, context=context, rejected=rejected, seen=seen)
-
-
-def ndjson_resources(folder: Path) -> tuple[list[dict[str, Any]], list[Rejection]]:
-    """Every resource of every *.ndjson file in a folder; unreadable lines are recorded, not fatal."""
-    out: list[dict[str, Any]] = []
-    rejected: list[Rejection] = []
-    files = sorted(folder.glob("*.ndjson"))
-    if not files:
-        raise InputError(f"{folder} has no .ndjson files")
-    for path in files:
-        with path.open("rb") as handle:
-            for lineno, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    res = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    rejected.append(Rejection(f"{path.name}:{lineno}", f"not valid JSON: {exc}"))
-                    continue
-                if isinstance(res, dict) and isinstance(res.get("resourceType"), str):
-                    out.append(res)
-                else:
-                    rejected.append(Rejection(f"{path.name}:{lineno}", "not a FHIR resource"))
-    return out, rejected

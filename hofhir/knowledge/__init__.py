@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from hofhir.terminology import ICD10CM, Terminology, ValueSet, canonical_system, normalise_code
+from hofhir.knowledge.terminology import ICD10CM, Terminology, ValueSet, canonical_system, normalise_code
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 FILES = (

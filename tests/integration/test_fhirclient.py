@@ -1,4 +1,4 @@
-"""hofhir.fhirclient against a real FHIR engine (Medplum's in-memory router, tests/fhirserver)."""
+"""hofhir.adapters.fhirclient against a real FHIR engine (Medplum's in-memory router, tests/fhirserver)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from hofhir.fhirclient import (
-    BackendServicesAuth,
+from hofhir.adapters.fhirclient import (
     BearerToken,
     FhirAuthError,
     FhirClient,
@@ -26,6 +25,7 @@ from hofhir.fhirclient import (
     FhirUnavailable,
     deadline_in,
 )
+from hofhir.adapters.smart_auth import BackendServicesAuth
 from tests.fhirserver import FhirTestServer
 
 pytestmark = pytest.mark.integration

@@ -127,7 +127,7 @@ def engine_with_cary(fhir_server: FhirTestServer) -> FhirTestServer:
 
 
 def test_a_worker_killed_mid_task_is_finished_by_another_exactly_once(engine_with_cary: FhirTestServer) -> None:
-    from hofhir.worker import make_celery
+    from hofhir.worker.app import make_celery
 
     engine = engine_with_cary
     patient = engine.patient_ids[0]
@@ -160,7 +160,7 @@ def test_a_worker_killed_mid_task_is_finished_by_another_exactly_once(engine_wit
 
 
 def test_soft_shutdown_requeues_the_running_task(engine_with_cary: FhirTestServer) -> None:
-    from hofhir.worker import make_celery
+    from hofhir.worker.app import make_celery
 
     engine = engine_with_cary
     patient = engine.patient_ids[0]
@@ -207,7 +207,7 @@ def test_a_task_the_fhir_server_refuses_goes_to_the_dead_letter_list_with_the_ou
 
     import redis
 
-    from hofhir.worker import make_celery
+    from hofhir.worker.app import make_celery
 
     with redis_server() as own:
         worker = Worker(env_for(own, HOFHIR_FHIR_BASE_URL=fhir_server.base_url), "refused")
@@ -231,7 +231,7 @@ def test_a_task_delivered_too_often_is_dead_lettered_instead_of_run(fhir_server:
     path runs: the task is parked in the dead-letter list and never reaches the FHIR server."""
     import redis
 
-    from hofhir.worker import make_celery
+    from hofhir.worker.app import make_celery
 
     fhir_server.clear_requests()
     with redis_server() as own:

@@ -166,7 +166,7 @@ def test_metrics_sum_counters_across_two_workers(tmp_path: Path, free_env: dict[
 
 PROBE_APP = """
 import os
-from hofhir import metrics
+from hofhir.adapters import metrics
 
 
 def app(environ, start_response):

@@ -115,6 +115,6 @@ def test_the_installed_package_carries_the_knowledge_base(tmp_path: Path) -> Non
     assert knowledge, "the knowledge base is empty"
     for name in knowledge:
         assert f"hofhir/knowledge/{name}" in names, name
-    assert {"cds_hooks/gunicorn_conf.py", "hofhir/metrics.py"} <= names
+    assert {"cds_hooks/gunicorn_conf.py", "hofhir/adapters/metrics.py"} <= names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "hofhir = " in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -1,4 +1,4 @@
-"""hofhir.metrics: the names operators' dashboards and alerts rely on, and both exposition modes."""
+"""hofhir.adapters.metrics: the names operators' dashboards and alerts rely on, and both exposition modes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hofhir import metrics
+from hofhir.adapters import metrics
 from tests.ops.conftest import REPO
 
 # name -> (type, labels): what docs/operations.md and the alerts there are written against.
@@ -137,7 +137,7 @@ def test_metrics_server_for_processes_without_a_web_app() -> None:
 def run_in_multiprocess_mode(folder: Path, code: str) -> str:
     env = {"PROMETHEUS_MULTIPROC_DIR": str(folder), "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
-        [sys.executable, "-c", "from hofhir import metrics\n" + code],
+        [sys.executable, "-c", "from hofhir.adapters import metrics\n" + code],
         env=env,
         cwd=REPO,
         capture_output=True,

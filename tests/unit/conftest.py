@@ -14,7 +14,7 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 from hofhir import knowledge  # noqa: E402
-from hofhir.evaluate import Evaluation, evaluate  # noqa: E402
+from hofhir.clinical.evaluate import Evaluation, evaluate  # noqa: E402
 from hofhir.fhir.read import from_hook_request  # noqa: E402
 from tests.builders import NOW, Run, request  # noqa: E402
 

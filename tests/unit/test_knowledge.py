@@ -12,7 +12,7 @@ from hofhir.knowledge import KnowledgeError, load
 from hofhir.knowledge.catalogue_doc import markdown
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = [ROOT / "hofhir" / "rules", ROOT / "hofhir" / "knowledge" / "cards.toml"]
+SOURCES = [ROOT / "hofhir" / "clinical" / "rules", ROOT / "hofhir" / "knowledge" / "cards.toml"]
 
 
 def test_version_and_every_file_load() -> None:

@@ -25,11 +25,11 @@ from hypothesis import strategies as st
 
 from cds_hooks.cards import card_problems, render_response, response_problems
 from cds_hooks.cli import main as cli_main
-from hofhir.evaluate import HOOK_TOPICS, SUPPORTED_HOOKS, Evaluation, evaluate
+from hofhir.clinical.evaluate import HOOK_TOPICS, SUPPORTED_HOOKS, Evaluation, evaluate
 from hofhir.fhir.models import CLINICAL_TYPES
 from hofhir.fhir.read import InputError, bundle_resources, from_hook_request, from_resources, loads
 from hofhir.knowledge import Knowledge, default_knowledge
-from hofhir.terminology import ICD10CM
+from hofhir.knowledge.terminology import ICD10CM
 from tests import builders as b
 
 KB: Knowledge = default_knowledge()

@@ -565,7 +565,7 @@ def test_every_response_has_at_most_one_card_per_topic(run: Run) -> None:
 
 
 def test_unsupported_hook_is_an_input_error(kb: Knowledge) -> None:
-    from hofhir.evaluate import evaluate
+    from hofhir.clinical.evaluate import evaluate
 
     inputs = from_hook_request(request("medication-prescribe", [patient()]), kb.terminology)
     with pytest.raises(InputError):

@@ -18,7 +18,8 @@ import pytest
 
 from cds_hooks.cards import render_response, response_problems
 from cds_hooks.cli import main as cli_main
-from hofhir.evaluate import Evaluation, evaluate
+from hofhir.adapters import files
+from hofhir.clinical.evaluate import Evaluation, evaluate
 from hofhir.fhir import read
 from hofhir.knowledge import default_knowledge
 from tests.builders import request
@@ -56,7 +57,7 @@ def library_evaluation(path: Path, hook: str = "patient-view") -> Evaluation:
 
 @cache
 def ndjson() -> tuple[list[dict[str, Any]], list[read.Rejection]]:
-    return read.ndjson_resources(NDJSON_DIR)
+    return files.ndjson_resources(NDJSON_DIR)
 
 
 def ndjson_patients() -> list[str]:

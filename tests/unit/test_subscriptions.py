@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hofhir.subscriptions import (
+from hofhir.adapters.notifications import (
     SUBSCRIPTION_HINT_HEADER,
     Notification,
     NotificationError,

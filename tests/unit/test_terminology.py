@@ -1,11 +1,11 @@
-"""Value-set matching (hofhir.terminology) with the real knowledge base: ICD-10-CM structure, systems, names."""
+"""Value-set matching (hofhir.knowledge.terminology) with the real knowledge base: ICD-10-CM structure, systems, names."""
 
 from __future__ import annotations
 
 import pytest
 
 from hofhir.knowledge import Knowledge, _build_valuesets
-from hofhir.terminology import (
+from hofhir.knowledge.terminology import (
     CPT,
     ICD10CM,
     LOINC,

@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from hofhir.evaluate import Evaluation
+from hofhir.adapters.fhirclient import FhirClient
+from hofhir.clinical.evaluate import Evaluation
+from hofhir.clinical.model import Topic
 from hofhir.fhir.models import build
 from hofhir.fhir.read import ClinicalInput, select
-from hofhir.fhirclient import FhirClient
-from hofhir.findings import Topic
 from hofhir.knowledge import Knowledge
 
 IDENTIFIER_SYSTEM = "http://hofhir.org/fhir/sid/assessment"

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from hofhir.clock import days_between
-from hofhir.facts import PatientFacts, Population
-from hofhir.findings import Finding, Indicator, RiskLevel, Topic
+from hofhir.clinical.facts import PatientFacts
+from hofhir.clinical.model import Finding, Indicator, Population, RiskLevel, Topic
+from hofhir.clinical.rules.common import advice_lines, latest_procedure, override, population_names, say
+from hofhir.clinical.rules.diagnosis import Suspicion
+from hofhir.clinical.rules.risk import RiskAssessment
+from hofhir.fhir.dates import days_between
 from hofhir.knowledge import Knowledge
-from hofhir.rules.common import advice_lines, latest_procedure, override, population_names, say
-from hofhir.rules.diagnosis import Suspicion
-from hofhir.rules.risk import RiskAssessment
 
 
 def _active_ho(facts: PatientFacts, suspected: Suspicion | None) -> bool:

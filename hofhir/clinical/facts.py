@@ -9,32 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Any
 
-from hofhir.clock import days_between, parse_date, parse_when, years_between
+from hofhir.clinical.model import Population
+from hofhir.fhir.dates import days_between, parse_date, parse_when, years_between
 from hofhir.fhir.read import ClinicalInput, label, relevant_sets
 from hofhir.knowledge import Knowledge
-from hofhir.terminology import (
+from hofhir.knowledge.terminology import (
     burn_is_full_thickness,
     burn_tbsa_decile,
     icd_codes,
     tbi_loc_over_24h,
 )
-
-
-class Population(StrEnum):
-    """Index populations of ho-rules-v1 §2 (the codes cards carry in explanation.populations)."""
-
-    SCI = "sci"
-    TBI = "tbi"
-    THA = "tha"
-    ACETABULAR_ORIF = "acetabular-orif"
-    BURN = "burn"
-    STROKE = "stroke"
-    FRACTURE = "fracture"
-    HO_HISTORY = "ho-history"
-
 
 # Which value sets put a patient in a population (burn is decided by depth below).
 POPULATION_SETS: dict[Population, tuple[str, ...]] = {

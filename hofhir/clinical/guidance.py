@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hofhir.facts import Population
-from hofhir.findings import Finding, Indicator, OverrideReason, Suggestion, Topic
+from hofhir.clinical.model import Finding, Indicator, OverrideReason, Population, Suggestion, Topic
 from hofhir.knowledge import Knowledge
 
 TOPIC_SYSTEM = "http://hofhir.org/fhir/CodeSystem/card-topic"

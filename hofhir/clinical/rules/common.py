@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from hofhir.clock import days_between
-from hofhir.facts import Entry, IndexEvent, PatientFacts, Population
-from hofhir.findings import OverrideReason
+from hofhir.clinical.facts import Entry, IndexEvent, PatientFacts
+from hofhir.clinical.model import OverrideReason, Population
+from hofhir.fhir.dates import days_between
 from hofhir.knowledge import Knowledge
 
 

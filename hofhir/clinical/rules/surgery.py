@@ -6,12 +6,9 @@ import re
 from datetime import datetime
 from typing import Any
 
-from hofhir.clock import days_between
-from hofhir.facts import PatientFacts, Population
-from hofhir.fhir import build
-from hofhir.findings import Factor, FactorStatus, Finding, Indicator, Suggestion, Topic
-from hofhir.knowledge import Knowledge
-from hofhir.rules.common import (
+from hofhir.clinical.facts import PatientFacts
+from hofhir.clinical.model import Factor, FactorStatus, Finding, Indicator, Population, Suggestion, Topic
+from hofhir.clinical.rules.common import (
     advice_lines,
     at_risk_events,
     done_or_ordered_since,
@@ -19,6 +16,9 @@ from hofhir.rules.common import (
     recent_since,
     say,
 )
+from hofhir.fhir import build
+from hofhir.fhir.dates import days_between
+from hofhir.knowledge import Knowledge
 
 STABLE_WORDS = ("stable", "steady state", "steady-state", "mature", "no increase", "unchanged")
 ACTIVE_WORDS = ("increased uptake", "active", "immature", "increasing", "progress")

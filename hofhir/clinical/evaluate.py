@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hofhir.clock import ensure_aware
-from hofhir.facts import PatientFacts, build_facts
+from hofhir.clinical.facts import PatientFacts, build_facts
+from hofhir.clinical.guidance import Guidance, combine
+from hofhir.clinical.model import Finding, Topic
+from hofhir.clinical.rules import diagnosis, prophylaxis, rehab, risk, surgery
+from hofhir.fhir.dates import ensure_aware
 from hofhir.fhir.read import ClinicalInput, InputError, relevant_sets
-from hofhir.findings import Finding, Topic
-from hofhir.guidance import Guidance, combine
 from hofhir.knowledge import Knowledge, default_knowledge
-from hofhir.rules import diagnosis, prophylaxis, rehab, risk, surgery
 
 CHART_HOOKS = ("patient-view", "encounter-start")
 ORDER_HOOKS = ("order-select", "order-sign")

@@ -11,15 +11,15 @@ import orjson
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from hofhir import metrics
-from hofhir.evaluate import evaluate
+from hofhir.adapters import metrics
+from hofhir.adapters.fhirclient import BearerToken, FhirClient, FhirError, FhirUnavailable
+from hofhir.adapters.store import RedisStore
+from hofhir.clinical.evaluate import evaluate
 from hofhir.fhir.read import ClinicalInput
-from hofhir.fhirclient import BearerToken, FhirClient, FhirError, FhirUnavailable
 from hofhir.knowledge import default_knowledge
-from hofhir.store import RedisStore
-from hofhir.worker import DEAD_LETTER_KEY, _env_int, celery_app
+from hofhir.worker.app import DEAD_LETTER_KEY, _env_int, celery_app
 
-log = logging.getLogger("hofhir.tasks")
+log = logging.getLogger("hofhir.worker.tasks")
 
 
 def _store() -> RedisStore | None:
@@ -87,7 +87,7 @@ def fhir_client() -> FhirClient:
 def _backend_services_auth() -> Any:
     import os
 
-    from hofhir.fhirclient import BackendServicesAuth
+    from hofhir.adapters.smart_auth import BackendServicesAuth
 
     token_url = os.environ.get("HOFHIR_FHIR_TOKEN_URL")
     key_file = os.environ.get("HOFHIR_FHIR_PRIVATE_KEY_FILE")
@@ -115,7 +115,7 @@ def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any
     Retries with exponential backoff on 429/5xx/timeouts; any other 4xx is not retried and goes to the
     dead-letter list with the OperationOutcome.
     """
-    from hofhir.writeback import read_patient, write_back
+    from hofhir.worker.writeback import read_patient, write_back
 
     if over_delivered(self, {"patient": patient_id, "event": event}):
         return None

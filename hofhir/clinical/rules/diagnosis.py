@@ -6,12 +6,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from hofhir.clock import days_between
-from hofhir.facts import Entry, IndexEvent, Measurement, PatientFacts, Population
-from hofhir.fhir import build
-from hofhir.findings import Finding, Indicator, RiskLevel, Suggestion, Topic
-from hofhir.knowledge import Knowledge
-from hofhir.rules.common import (
+from hofhir.clinical.facts import Entry, IndexEvent, Measurement, PatientFacts
+from hofhir.clinical.model import Finding, Indicator, Population, RiskLevel, Suggestion, Topic
+from hofhir.clinical.rules.common import (
     advice_lines,
     at_risk_events,
     current,
@@ -23,7 +20,10 @@ from hofhir.rules.common import (
     say,
     within_days,
 )
-from hofhir.rules.risk import RiskAssessment
+from hofhir.clinical.rules.risk import RiskAssessment
+from hofhir.fhir import build
+from hofhir.fhir.dates import days_between
+from hofhir.knowledge import Knowledge
 
 SIGN_NAMES = {
     "poor_hip_rom": "decreased hip range of motion",

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from hofhir.clock import days_between
-from hofhir.facts import Entry, PatientFacts, Population
+from hofhir.clinical.facts import Entry, PatientFacts
+from hofhir.clinical.model import Factor, FactorStatus, Finding, Indicator, Population, RiskLevel, Suggestion, Topic
+from hofhir.clinical.rules.common import advice_lines, latest_procedure, override, say, within_days
+from hofhir.clinical.rules.risk import tha_factors, tha_level
 from hofhir.fhir import build
-from hofhir.findings import Factor, FactorStatus, Finding, Indicator, RiskLevel, Suggestion, Topic
+from hofhir.fhir.dates import days_between
 from hofhir.knowledge import Knowledge
-from hofhir.rules.common import advice_lines, latest_procedure, override, say, within_days
-from hofhir.rules.risk import tha_factors, tha_level
 
 PROPHYLAXIS_SETS = ("nsaid", "radiotherapy")
 

@@ -6,7 +6,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from hofhir.facts import Population
+
+class Population(StrEnum):
+    """Index populations of ho-rules-v1 §2 (the codes cards carry in explanation.populations)."""
+
+    SCI = "sci"
+    TBI = "tbi"
+    THA = "tha"
+    ACETABULAR_ORIF = "acetabular-orif"
+    BURN = "burn"
+    STROKE = "stroke"
+    FRACTURE = "fracture"
+    HO_HISTORY = "ho-history"
 
 
 class Topic(StrEnum):

@@ -5,19 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from hofhir.clock import days_between
-from hofhir.facts import (
-    Entry,
-    IndexEvent,
-    PatientFacts,
-    Population,
-    burn_tbsa,
-    sci_picture,
-    tbi_picture,
-)
-from hofhir.findings import Factor, FactorStatus, Finding, Indicator, RiskLevel, Topic, highest
+from hofhir.clinical.facts import Entry, IndexEvent, PatientFacts, burn_tbsa, sci_picture, tbi_picture
+from hofhir.clinical.model import Factor, FactorStatus, Finding, Indicator, Population, RiskLevel, Topic, highest
+from hofhir.clinical.rules.common import population_names, say
+from hofhir.fhir.dates import days_between
 from hofhir.knowledge import Knowledge
-from hofhir.rules.common import population_names, say
 
 PRESENT, ABSENT, UNKNOWN = FactorStatus.PRESENT, FactorStatus.ABSENT, FactorStatus.UNKNOWN
 

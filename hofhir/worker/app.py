@@ -37,7 +37,7 @@ def make_celery(redis_url: str | None = None) -> Celery:
     broker = os.environ.get("HOFHIR_BROKER_URL") or redis_url
     backend = os.environ.get("HOFHIR_RESULT_BACKEND") or redis_url
     time_limit = _env_int("HOFHIR_TASK_TIME_LIMIT_S", 120)
-    app = Celery("hofhir", broker=broker, backend=backend, include=["hofhir.tasks"])
+    app = Celery("hofhir", broker=broker, backend=backend, include=["hofhir.worker.tasks"])
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -127,14 +127,14 @@ def _task_prerun(task_id: str | None = None, **_: Any) -> None:
 def _task_postrun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     started = _task_started.pop(task_id or "", None)
     if started is not None and task is not None:
-        from hofhir import metrics
+        from hofhir.adapters import metrics
 
         metrics.TASK_DURATION.labels(task=str(task.name)).observe(time.perf_counter() - started)
 
 
 @signals.worker_process_shutdown.connect
 def _child_exit(pid: int | None = None, **_: Any) -> None:
-    from hofhir import metrics
+    from hofhir.adapters import metrics
 
     metrics.mark_process_dead(pid or os.getpid())
 
@@ -174,7 +174,7 @@ def run_worker(extra: list[str]) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         for stale in folder.glob("*.db"):
             stale.unlink()
-        from hofhir import metrics
+        from hofhir.adapters import metrics
 
         metrics.start_metrics_server(int(metrics_port))
     concurrency = os.environ.get("HOFHIR_WORKER_CONCURRENCY", "2")

@@ -20,19 +20,14 @@ import logging
 import random
 import re
 import ssl
-import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import httpx
-import jwt
 import orjson
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +40,7 @@ SearchParams: TypeAlias = Mapping[str, ParamValue | Sequence[ParamValue]] | Sequ
 
 _RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # The server refused these before doing anything, so even a non-idempotent request may be sent again.
 _NOT_PROCESSED_STATUS = frozenset({429, 503})
 
@@ -131,111 +126,6 @@ class BearerToken:
 
     def refresh(self) -> bool:
         return False
-
-
-class BackendServicesAuth:
-    """SMART Backend Services (client credentials with a private_key_jwt assertion).
-
-    Signs a short-lived client_assertion (RS384 with an RSA key, ES384 with a P-384 key), trades it at
-    `token_url` for an access token, and caches that token until `refresh_margin` seconds before it
-    expires. Thread-safe: concurrent callers share one token request.
-    """
-
-    def __init__(
-        self,
-        token_url: str,
-        client_id: str,
-        private_key_pem: str | bytes,
-        kid: str,
-        alg: Literal["RS384", "ES384"] = "RS384",
-        scope: str = "system/*.read",
-        *,
-        assertion_lifetime: int = 300,
-        refresh_margin: float = 30.0,
-    ) -> None:
-        pem = private_key_pem.encode() if isinstance(private_key_pem, str) else private_key_pem
-        key = load_pem_private_key(pem, password=None)
-        if alg == "RS384":
-            if not isinstance(key, rsa.RSAPrivateKey):
-                raise ValueError("RS384 needs an RSA private key")
-            self._key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = key
-        elif alg == "ES384":
-            if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp384r1":
-                raise ValueError("ES384 needs an EC P-384 private key")
-            self._key = key
-        else:
-            raise ValueError(f"unsupported alg {alg!r}: use RS384 or ES384")
-        self.token_url = token_url
-        self.client_id = client_id
-        self.kid = kid
-        self.alg = alg
-        self.scope = scope
-        self.assertion_lifetime = min(assertion_lifetime, 300)  # SMART: no more than five minutes
-        self.refresh_margin = refresh_margin
-        self._lock = threading.Lock()
-        self._access_token: str | None = None
-        self._expires_at = 0.0
-
-    def __repr__(self) -> str:
-        return f"BackendServicesAuth(client_id={self.client_id!r}, token_url={self.token_url!r}, alg={self.alg})"
-
-    def authorization(self, http: httpx.Client, timeout: httpx.Timeout) -> str:
-        with self._lock:
-            if self._access_token is None or time.monotonic() >= self._expires_at:
-                self._fetch_token(http, timeout)
-            return f"Bearer {self._access_token}"
-
-    def refresh(self) -> bool:
-        with self._lock:
-            self._access_token = None
-        return True
-
-    def client_assertion(self) -> str:
-        """A freshly signed client_assertion JWT for the token endpoint."""
-        now = int(time.time())
-        claims = {
-            "iss": self.client_id,
-            "sub": self.client_id,
-            "aud": self.token_url,
-            "iat": now,
-            "exp": now + self.assertion_lifetime,
-            "jti": uuid.uuid4().hex,
-        }
-        return jwt.encode(claims, self._key, algorithm=self.alg, headers={"kid": self.kid, "typ": "JWT"})
-
-    def _fetch_token(self, http: httpx.Client, timeout: httpx.Timeout) -> None:
-        form = {
-            "grant_type": "client_credentials",
-            "scope": self.scope,
-            "client_assertion_type": CLIENT_ASSERTION_TYPE,
-            "client_assertion": self.client_assertion(),
-        }
-        started = time.monotonic()
-        try:
-            response = http.post(self.token_url, data=form, headers={"Accept": "application/json"}, timeout=timeout)
-        except httpx.TimeoutException as exc:
-            raise FhirUnavailable(None, None, f"token endpoint: timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise FhirUnavailable(None, None, f"token endpoint: {type(exc).__name__}: {exc}") from exc
-        log.info("SMART token request -> %s in %.0f ms", response.status_code, (time.monotonic() - started) * 1000)
-        status = response.status_code
-        if status in _RETRYABLE_STATUS:
-            raise FhirUnavailable(
-                status, None, f"token endpoint: HTTP {status}", retry_after=_retry_after(response.headers)
-            )
-        body = _json_or_none(response.content)
-        if status != 200:
-            error = ""
-            if isinstance(body, dict):
-                error = f": {body.get('error', '')} {body.get('error_description', '')}".rstrip()
-            raise FhirAuthError(status, None, f"token endpoint refused the client credentials: HTTP {status}{error}")
-        if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
-            raise FhirAuthError(status, None, "token endpoint answered without an access_token")
-        if str(body.get("token_type", "bearer")).lower() != "bearer":
-            raise FhirAuthError(status, None, f"token endpoint gave token_type {body.get('token_type')!r}")
-        expires_in = float(body.get("expires_in") or 300)
-        self._access_token = body["access_token"]
-        self._expires_at = time.monotonic() + expires_in - min(self.refresh_margin, expires_in / 2)
 
 
 # ---- the client ----------------------------------------------------------------------------------
@@ -495,7 +385,7 @@ class FhirClient:
 
     # -- machinery -----------------------------------------------------------------------------
     def _written(self, response: _Answer, resource_type: str, deadline: float | None) -> Resource:
-        body = _json_or_none(response.content)
+        body = json_or_none(response.content)
         if isinstance(body, dict) and body.get("resourceType") == resource_type:
             return body
         location = response.headers.get("Location") or response.headers.get("Content-Location")
@@ -505,7 +395,7 @@ class FhirClient:
         return self.read(resource_type, match.group(1), deadline=deadline)
 
     def _resource(self, response: _Answer, resource_type: str) -> Resource:
-        body = _json_or_none(response.content)
+        body = json_or_none(response.content)
         if not isinstance(body, dict) or body.get("resourceType") != resource_type:
             raise FhirError(
                 response.status_code,
@@ -563,13 +453,13 @@ class FhirClient:
                 refreshed_auth = True  # the cached token may have expired or been revoked: once more
                 log.info("FHIR %s: 401, retrying once with fresh credentials", op)
                 continue
-            if status in _RETRYABLE_STATUS:
+            if status in RETRYABLE_STATUS:
                 failures += 1
                 unavailable = FhirUnavailable(
                     status,
                     outcome,
                     message,
-                    retry_after=_retry_after(response.headers),
+                    retry_after=retry_after_seconds(response.headers),
                     retryable=idempotent or status in _NOT_PROCESSED_STATUS,
                 )
                 self._before_retry(unavailable, failures, op, deadline)
@@ -718,7 +608,7 @@ def _link(bundle: Resource, relation: str) -> str | None:
     return None
 
 
-def _json_or_none(content: bytes) -> Any:
+def json_or_none(content: bytes) -> Any:
     if not content:
         return None
     try:
@@ -728,7 +618,7 @@ def _json_or_none(content: bytes) -> Any:
 
 
 def _operation_outcome(content: bytes) -> Resource | None:
-    body = _json_or_none(content)
+    body = json_or_none(content)
     if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
         return body
     return None
@@ -755,7 +645,7 @@ def _diagnostics(outcome: Resource | None, limit: int = 500) -> str:
     return f": {joined[:limit]}" if joined else ""
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
+def retry_after_seconds(headers: httpx.Headers) -> float | None:
     """Retry-After as seconds: delta-seconds or an HTTP-date."""
     value = headers.get("Retry-After")
     if not value:

@@ -4,6 +4,14 @@ Settings (environment): HOFHIR_REDIS_URL (broker and results), or HOFHIR_BROKER_
 HOFHIR_RESULT_BACKEND separately; HOFHIR_WORKER_HEARTBEAT_DIR (default /tmp/hofhir);
 HOFHIR_TASK_TIME_LIMIT_S (default 120); HOFHIR_MAX_DELIVERIES (default 3);
 HOFHIR_SOFT_SHUTDOWN_S (default 25: below Kubernetes' 30 s grace).
+
+Two queues: `hofhir` (hook evaluations: CPU-bound, run on a prefork pool of processes) and
+`hofhir-writeback` (Subscription write-back: I/O-bound, waiting on the FHIR server, so many run at once
+on a pool of threads). HOFHIR_WORKER_ROLE picks what a `hofhir worker` consumes: `all` (default: both
+queues on one prefork pool, as a single small deployment needs), `evaluate` (the `hofhir` queue,
+prefork, HOFHIR_WORKER_CONCURRENCY processes) or `writeback` (the write-back queue on
+HOFHIR_WRITEBACK_CONCURRENCY threads, default 16). Run one `evaluate` and one `writeback` worker for
+the throughput of both.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from typing import Any, ClassVar
 from celery import Celery, bootsteps, signals
 
 QUEUE = "hofhir"
+WRITEBACK_QUEUE = "hofhir-writeback"
+ROLES = ("all", "evaluate", "writeback")
 DEAD_LETTER_KEY = "dead-letter"
 
 
@@ -43,6 +53,7 @@ def make_celery(redis_url: str | None = None) -> Celery:
         result_serializer="json",
         accept_content=["json"],
         task_default_queue=QUEUE,
+        task_routes={"hofhir.assess_patient": {"queue": WRITEBACK_QUEUE}},
         # A task is acknowledged after it ran, and given back when its worker dies mid-task, so a
         # killed worker's task is finished by another (at least once; tasks are idempotent and the
         # delivery cap in tasks.py ends a task that keeps killing workers in the dead-letter list).
@@ -177,19 +188,21 @@ def run_worker(extra: list[str]) -> int:
         from hofhir.adapters import metrics
 
         metrics.start_metrics_server(int(metrics_port))
-    concurrency = os.environ.get("HOFHIR_WORKER_CONCURRENCY", "2")
-    argv = [
-        "worker",
-        "-Q",
-        QUEUE,
-        "--loglevel",
-        os.environ.get("HOFHIR_LOG_LEVEL", "INFO"),
-        "--concurrency",
-        concurrency,
-        *extra,
-    ]
+    argv = ["worker", *_role_options(os.environ.get("HOFHIR_WORKER_ROLE", "all")), *extra]
     celery_app.worker_main(argv)
     return 0
+
+
+def _role_options(role: str) -> list[str]:
+    """The queues, pool and concurrency of a worker role (HOFHIR_WORKER_ROLE)."""
+    if role not in ROLES:
+        raise SystemExit(f"hofhir worker: HOFHIR_WORKER_ROLE must be one of {', '.join(ROLES)}, not {role!r}")
+    level = ["--loglevel", os.environ.get("HOFHIR_LOG_LEVEL", "INFO")]
+    if role == "writeback":
+        threads = os.environ.get("HOFHIR_WRITEBACK_CONCURRENCY", "16")
+        return ["-Q", WRITEBACK_QUEUE, "--pool", "threads", "--concurrency", threads, *level]
+    queues = QUEUE if role == "evaluate" else f"{QUEUE},{WRITEBACK_QUEUE}"
+    return ["-Q", queues, "--concurrency", os.environ.get("HOFHIR_WORKER_CONCURRENCY", "2"), *level]
 
 
 def probe(ready: bool = False, max_age: float = 60.0) -> int:

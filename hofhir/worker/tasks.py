@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,9 +25,29 @@ from hofhir.worker.app import DEAD_LETTER_KEY, _env_int, celery_app
 log = logging.getLogger("hofhir.worker.tasks")
 
 
+_shared_lock = threading.Lock()
+_shared: dict[tuple[object, ...], Any] = {}
+
+
+def _per_process(key: tuple[object, ...], make: Callable[[], Any]) -> Any:
+    """One object per process and key, reused by every task (and thread) of that process: connections
+    are kept open between tasks. Keyed by pid, so a forked pool child never shares its parent's sockets."""
+    full = (os.getpid(), *key)
+    found = _shared.get(full)
+    if found is None:
+        with _shared_lock:
+            found = _shared.get(full)
+            if found is None:
+                found = _shared[full] = make()
+    return found
+
+
 def _store() -> RedisStore | None:
     url = celery_app.conf.broker_url
-    return RedisStore.from_url(url) if isinstance(url, str) and url.startswith("redis") else None
+    if not (isinstance(url, str) and url.startswith("redis")):
+        return None
+    store: RedisStore = _per_process(("store", url), lambda: RedisStore.from_url(url))
+    return store
 
 
 def dead_letter(task: str, task_id: str | None, reason: str, payload: dict[str, Any]) -> None:
@@ -74,8 +97,23 @@ def evaluate_task(self: Task, inputs: dict[str, Any], now: str) -> dict[str, Any
 
 
 def fhir_client() -> FhirClient:
-    import os
+    """This process's FHIR client for the configured server (one connection pool per process)."""
+    names = (
+        "HOFHIR_FHIR_BASE_URL",
+        "HOFHIR_FHIR_TOKEN",
+        "HOFHIR_FHIR_TIMEOUT_S",
+        "HOFHIR_FHIR_TOKEN_URL",
+        "HOFHIR_FHIR_PRIVATE_KEY_FILE",
+        "HOFHIR_FHIR_CLIENT_ID",
+        "HOFHIR_FHIR_KEY_ID",
+        "HOFHIR_FHIR_KEY_ALG",
+        "HOFHIR_FHIR_SCOPE",
+    )
+    client: FhirClient = _per_process(("fhir", *(os.environ.get(n) for n in names)), new_fhir_client)
+    return client
 
+
+def new_fhir_client() -> FhirClient:
     base = os.environ.get("HOFHIR_FHIR_BASE_URL")
     if not base:
         raise RuntimeError("HOFHIR_FHIR_BASE_URL is not set: Subscription work needs the FHIR server to read and write")
@@ -85,8 +123,6 @@ def fhir_client() -> FhirClient:
 
 
 def _backend_services_auth() -> Any:
-    import os
-
     from hofhir.adapters.smart_auth import BackendServicesAuth
 
     token_url = os.environ.get("HOFHIR_FHIR_TOKEN_URL")
@@ -115,20 +151,20 @@ def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any
     Retries with exponential backoff on 429/5xx/timeouts; any other 4xx is not retried and goes to the
     dead-letter list with the OperationOutcome.
     """
-    from hofhir.worker.writeback import read_patient, write_back
+    from hofhir.worker.writeback import read_record, write_back
 
     if over_delivered(self, {"patient": patient_id, "event": event}):
         return None
     started = time.perf_counter()
     k = default_knowledge()
     try:
-        with fhir_client() as client:
-            if patient_id is None:
-                patient_id = _patient_of_focus(client, str(event.get("focus") or ""))
-            inputs = read_patient(client, patient_id, k)
-            now = datetime.now(UTC)
-            evaluation = evaluate(inputs, now, k)
-            written = write_back(client, evaluation, patient_id, now)
+        client = fhir_client()
+        if patient_id is None:
+            patient_id = _patient_of_focus(client, str(event.get("focus") or ""))
+        record = read_record(client, patient_id, k)
+        now = datetime.now(UTC)
+        evaluation = evaluate(record.inputs, now, k)
+        written = write_back(client, evaluation, patient_id, now, current=record.current)
     except FhirUnavailable as exc:
         if self.request.retries >= (self.max_retries or 0):
             dead_letter(
@@ -153,18 +189,23 @@ def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any
         return None
     except SoftTimeLimitExceeded:
         raise self.retry(countdown=30) from None
-    _count("written")
+    _count("unchanged" if len(written.unchanged) == len(written.references) else "written")
     log.info(
         "written back",
         extra={
             "fields": {
                 "taskId": self.request.id,
                 "ms": round((time.perf_counter() - started) * 1000, 1),
-                "written": sorted(written),
+                "written": sorted(set(written.references) - set(written.unchanged)),
+                "unchanged": sorted(written.unchanged),
             }
         },
     )
-    return {"written": written, "riskLevel": evaluation.trace.get("riskLevel")}
+    return {
+        "written": written.references,
+        "unchanged": list(written.unchanged),
+        "riskLevel": evaluation.trace.get("riskLevel"),
+    }
 
 
 def _patient_of_focus(client: FhirClient, focus: str) -> str:

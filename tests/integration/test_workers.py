@@ -135,10 +135,10 @@ def test_a_worker_killed_mid_task_is_finished_by_another_exactly_once(engine_wit
         env = env_for(own, HOFHIR_FHIR_BASE_URL=engine.base_url)
         first = Worker(env, "doomed")
         first.wait_ready()
-        engine.fault(delay_ms=4000, match=f"GET /fhir/Patient/{patient}", count=1)
+        engine.fault(delay_ms=4000, match="POST /fhir", method="POST", count=1)  # the batch read
         celery = _celery_for(own.url, make_celery)
         celery.send_task("hofhir.assess_patient", args=[patient, {"focus": f"Patient/{patient}"}])
-        assert _wait_for(lambda: engine.requests(f"GET /fhir/Patient/{patient}"), 10), "the first worker took the task"
+        assert _wait_for(lambda: engine.requests("POST /fhir", method="POST"), 10), "the first worker took the task"
         first.kill()
         second = Worker(env, "survivor")
         try:
@@ -168,10 +168,10 @@ def test_soft_shutdown_requeues_the_running_task(engine_with_cary: FhirTestServe
         env = env_for(own, HOFHIR_FHIR_BASE_URL=engine.base_url, HOFHIR_SOFT_SHUTDOWN_S="1")
         first = Worker(env, "leaving")
         first.wait_ready()
-        engine.fault(delay_ms=5000, match=f"GET /fhir/Patient/{patient}", count=1)
+        engine.fault(delay_ms=5000, match="POST /fhir", method="POST", count=1)  # the batch read
         celery = _celery_for(own.url, make_celery)
         celery.send_task("hofhir.assess_patient", args=[patient, {"focus": f"Patient/{patient}"}])
-        assert _wait_for(lambda: engine.requests(f"GET /fhir/Patient/{patient}"), 10)
+        assert _wait_for(lambda: engine.requests("POST /fhir", method="POST"), 10)
         started = time.monotonic()
         first.terminate()
         stopped_in = time.monotonic() - started

@@ -400,9 +400,19 @@ class FhirClient:
         )
         return self._written(response, resource_type, deadline)
 
-    def update_by_identifier(self, resource: Resource, system: str, *, deadline: float | None = None) -> Resource:
+    def update_by_identifier(
+        self,
+        resource: Resource,
+        system: str,
+        *,
+        narrowed_by: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> Resource:
         """Create or update in place the one resource of this type carrying the resource's identifier
-        in `system` (an identifier system the caller owns), so writing it again never duplicates it."""
+        in `system` (an identifier system the caller owns), so writing it again never duplicates it.
+
+        `narrowed_by`: more criteria every such resource meets (e.g. its `subject`), so that a server
+        that does not index identifiers finds it among fewer resources."""
         values = [
             i.get("value")
             for i in resource.get("identifier") or ()
@@ -411,7 +421,7 @@ class FhirClient:
         if len(values) != 1:
             raise ValueError(f"{_type_of(resource)} needs exactly one identifier in system {system!r}")
         token = f"{_escape_search_value(system)}|{_escape_search_value(str(values[0]))}"
-        return self.conditional_update(resource, {"identifier": token}, deadline=deadline)
+        return self.conditional_update(resource, {**(narrowed_by or {}), "identifier": token}, deadline=deadline)
 
     def delete(self, resource_type: str, resource_id: str, *, deadline: float | None = None) -> None:
         """DELETE [base]/Type/id."""

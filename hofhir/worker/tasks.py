@@ -67,9 +67,9 @@ def over_delivered(task: Task, payload: dict[str, Any]) -> bool:
     if store is None or not task_id:
         return False
     # A Celery retry is a new message with the same task id: count deliveries per attempt, not per id.
-    key = f"deliveries:{task_id}:{task.request.retries or 0}"
-    count = int(store.r.incr(store.prefix + key))
-    store.r.expire(store.prefix + key, 86_400)
+    key = store.prefix + f"deliveries:{task_id}:{task.request.retries or 0}"
+    count, _ = store.r.pipeline().incr(key).expire(key, 86_400).execute()  # one round trip
+    count = int(count)
     if count > _env_int("HOFHIR_MAX_DELIVERIES", 3):
         dead_letter(task.name, task_id, f"delivered {count} times without finishing", payload)
         return True
@@ -144,7 +144,8 @@ def _backend_services_auth() -> Any:
     )
 
 
-@celery_app.task(name="hofhir.assess_patient", bind=True, max_retries=6)
+# Nobody waits for a write-back's result: it is not stored (one Redis write less per task).
+@celery_app.task(name="hofhir.assess_patient", bind=True, max_retries=6, ignore_result=True)
 def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any]) -> dict[str, Any] | None:
     """A Subscription event about a patient: read their data, evaluate, write the RiskAssessment back.
 

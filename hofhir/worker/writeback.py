@@ -60,8 +60,14 @@ class WriteBack:
     unchanged: tuple[str, ...] = ()
 
 
-def _owned(kind: str, patient_id: str) -> str:
-    return f"{IDENTIFIER_SYSTEM}|ho-{kind}-{patient_id}"
+# hofhir's own resources about a patient: by subject (a reference search every server indexes) and
+# hofhir's identifier.
+OWNED = {"RiskAssessment": ("subject", "risk"), "DetectedIssue": ("patient", "issue")}
+
+
+def _owned_search(rtype: str, patient_id: str) -> dict[str, str | int]:
+    param, kind = OWNED[rtype]
+    return {param: f"Patient/{patient_id}", "identifier": f"{IDENTIFIER_SYSTEM}|ho-{kind}-{patient_id}"}
 
 
 def read_record(client: FhirClient, patient_id: str, k: Knowledge, deadline: float | None = None) -> PatientRecord:
@@ -70,10 +76,7 @@ def read_record(client: FhirClient, patient_id: str, k: Knowledge, deadline: flo
     searches: list[tuple[str, dict[str, str | int]]] = [
         (rtype, {param: reference, "_count": PAGE_SIZE}) for rtype, param in SEARCHES
     ]
-    searches += [
-        ("RiskAssessment", {"identifier": _owned("risk", patient_id)}),
-        ("DetectedIssue", {"identifier": _owned("issue", patient_id)}),
-    ]
+    searches += [(rtype, _owned_search(rtype, patient_id)) for rtype in OWNED]
     (patient,), found = client.batch_read([("Patient", patient_id)], searches, deadline=deadline)
     resources: list[dict[str, Any]] = [patient]
     for matches in found[: len(SEARCHES)]:
@@ -193,7 +196,11 @@ def _save(
         saved = client.update({**resource, "id": existing["id"]}, deadline=deadline)  # in place, by id
     else:
         # None yet (or not known): a conditional update creates it once, however many tasks race.
-        saved = client.update_by_identifier(resource, IDENTIFIER_SYSTEM, deadline=deadline)
+        param, _ = OWNED[rtype]
+        subject = resource.get(param) or {}
+        saved = client.update_by_identifier(
+            resource, IDENTIFIER_SYSTEM, narrowed_by={param: str(subject.get("reference"))}, deadline=deadline
+        )
     return f"{rtype}/{saved.get('id')}", True
 
 

@@ -56,9 +56,7 @@ class Server:
         }
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                pinned(
-                    [sys.executable, "-m", "gunicorn", "-c", "python:cds_hooks.gunicorn_conf", app], SERVER_CPUS
-                ),
+                pinned([sys.executable, "-m", "gunicorn", "-c", "python:cds_hooks.gunicorn_conf", app], SERVER_CPUS),
                 env=full,
                 cwd=ROOT,
                 stdout=out,

@@ -53,8 +53,7 @@ def vignette_bundles(copies: int) -> list[tuple[str, dict[str, Any]]]:
         for copy in range(copies):
             renamed = orjson.loads(_VIGNETTE_ID.sub(rb"s\1c" + str(copy).encode() + b"-", raw))
             entries = [
-                {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-                for r in renamed
+                {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in renamed
             ]
             out.append((renamed[0]["id"], {"resourceType": "Bundle", "type": "transaction", "entry": entries}))
     return out
@@ -133,6 +132,9 @@ def run(copies: int = 20, threads: int = 16, synthea: int = 0) -> dict[str, Any]
             server = Server("cds_hooks.app:create_app()", env, f"webhook-{name}")
             try:
                 with httpx.Client(base_url=server.base, timeout=30) as web:
+                    # Warm-up (imports, the knowledge base, connections) on a patient left out of the rounds.
+                    warm, patients = patients[-1], patients[:-1]
+                    one_round(web, worker, fhir.process.pid, [warm], 10**6)
                     first = one_round(web, worker, fhir.process.pid, patients, 0)
                     written, distinct = count_assessments(fhir.base_url)
                     first["risk_assessments"] = written
@@ -142,7 +144,7 @@ def run(copies: int = 20, threads: int = 16, synthea: int = 0) -> dict[str, Any]
             finally:
                 server.stop()
                 worker.stop()
-            if not (written == distinct == len(set(patients)) == after):
+            if not (written == distinct == len(set(patients)) + 1 == after):
                 raise SystemExit(f"{name}: {written} RiskAssessments for {len(set(patients))} patients ({after} after)")
             results[name] = {
                 "patients": len(patients),

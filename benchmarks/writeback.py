@@ -28,11 +28,11 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.harness import SHARED, Server, Worker, cpu_seconds  # noqa: E402
-from tests.dates import to_today  # noqa: E402
-from tests.fhirserver import run_fhir_server  # noqa: E402
-from tests.processes import redis_server  # noqa: E402
-from tests.vignettes import cases, load  # noqa: E402
+from benchmarks.harness import SHARED, Server, Worker, cpu_seconds
+from tests.dates import to_today
+from tests.fhirserver import run_fhir_server
+from tests.processes import redis_server
+from tests.vignettes import cases, load
 
 SYNTHEA = SHARED / "fhir-samples" / "synthea-r4-bundles"
 TASK = "hofhir.assess_patient"

@@ -157,11 +157,11 @@ def _order_findings(facts: PatientFacts, inputs: ClinicalInput, k: Knowledge, no
         if "ho_excision" in concepts:
             findings.append(surgery.readiness(facts, k, now, order))
         if "tha" in concepts and not concepts & {"hemiarthroplasty"} and order.get("resourceType") == "ServiceRequest":
-            found = prophylaxis.tha_order(facts, k, now, order, concepts)
+            found = prophylaxis.tha_order(facts, k, now, order, concepts, drafts)
             if found is not None:
                 findings.append(found)
         if "nsaid" in concepts and order.get("resourceType", "").startswith("Medication"):
-            found = prophylaxis.nsaid_order(facts, k, now, order, indicated)
+            found = prophylaxis.nsaid_order(facts, k, now, order, indicated, drafts)
             if found is not None:
                 findings.append(found)
         if "rom_therapy" in concepts:

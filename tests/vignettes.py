@@ -62,7 +62,10 @@ def spec_1_1(expect: dict[str, Any]) -> dict[str, Any]:
     groups = adjusted.get("suggestion_codes", {}).get("ho-prophylaxis", [])
     adjusted["suggestion_codes"]["ho-prophylaxis"] = [g for g in groups if g != INDOMETHACIN_CODES]
     adjusted.setdefault("suggestion_codes_absent", {})["ho-prophylaxis"] = INDOMETHACIN_CODES
-    adjusted["rules_include"]["ho-prophylaxis"] = [*adjusted["rules_include"]["ho-prophylaxis"], "LIT-BEERS-INDOMETHACIN"]
+    adjusted["rules_include"]["ho-prophylaxis"] = [
+        *adjusted["rules_include"]["ho-prophylaxis"],
+        "LIT-BEERS-INDOMETHACIN",
+    ]
     return adjusted
 
 

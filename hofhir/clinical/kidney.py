@@ -66,7 +66,7 @@ class CkdEpi2021:
         kappa = self.kappa_female if female else self.kappa_male
         alpha = self.alpha_female if female else self.alpha_male
         ratio = scr_mg_dl / kappa
-        value = (
+        value: float = (
             self.coefficient
             * min(ratio, 1.0) ** alpha
             * max(ratio, 1.0) ** self.exponent_above_kappa

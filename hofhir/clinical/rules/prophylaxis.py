@@ -138,6 +138,13 @@ def _plan(
     return _Plan(tuple(suggestions), tuple(advice), tuple(reasons), tuple(cautions), screen.rules, withheld)
 
 
+def _screen(facts: PatientFacts, k: Knowledge, now: datetime, drafts: Drafts = ()) -> NsaidScreen:
+    """The §5a screen for this patient now: the acetabular rows apply while an acetabular ORIF is in its
+    prophylaxis window (§6), whichever card suggests the NSAID, so one response never disagrees with itself."""
+    acetabular = latest_procedure(facts, "acetabular_orif", now, k.window("acetabular_orif_prophylaxis_days"))
+    return screen_nsaid(facts, k, now, acetabular_orif=acetabular is not None, drafts=drafts)
+
+
 def _drafted_nsaid_cautions(k: Knowledge, screen: NsaidScreen) -> tuple[str, ...]:
     """§5: the §5a findings that apply to an NSAID the clinician is ordering, as caution lines."""
     avoid = tuple(say(k, "nsaid_screen", "drafted_avoid", finding=f.text) for f in screen.avoid)
@@ -172,7 +179,7 @@ def tha_order(
     ]
     populations = (Population.THA,) + ((Population.HO_HISTORY,) if facts.recorded("ho") else ())
     factor_rules = [f.rule for f in present]
-    screen = screen_nsaid(facts, k, now, drafts=drafts)
+    screen = _screen(facts, k, now, drafts)
     nsaids = drafted_nsaids(drafts)
     if nsaids:
         drugs = ", ".join(dict.fromkeys(_order_text(o) for o in nsaids))
@@ -233,8 +240,7 @@ def nsaid_order(
     pops = tuple(dict.fromkeys(p for f in indicated for p in f.populations)) or (
         (Population.HO_HISTORY,) if facts.recorded("ho") else ()
     )
-    acetabular = any(Population.ACETABULAR_ORIF in f.populations for f in indicated)
-    screen = screen_nsaid(facts, k, now, acetabular_orif=acetabular, drafts=drafts)
+    screen = _screen(facts, k, now, drafts)
     return Finding(
         topic=Topic.HO_PROPHYLAXIS,
         indicator=Indicator.INFO,
@@ -262,7 +268,7 @@ def acetabular_gap(facts: PatientFacts, k: Knowledge, now: datetime) -> Finding 
     if _given_since(facts, surgery.when, PROPHYLAXIS_SETS, now):
         return None
     hours = _surgery_hours(surgery, now)
-    screen = screen_nsaid(facts, k, now, acetabular_orif=True)
+    screen = _screen(facts, k, now)
     plan = _plan(facts, k, now, say(k, "prophylaxis", "reason_acetabular"), screen, hours)
     return Finding(
         topic=Topic.HO_PROPHYLAXIS,
@@ -301,7 +307,7 @@ def post_resection_gap(facts: PatientFacts, k: Knowledge, now: datetime) -> Find
     if _given_since(facts, surgery.when, (*PROPHYLAXIS_SETS, "etidronate"), now):
         return None
     hours = _surgery_hours(surgery, now)
-    screen = screen_nsaid(facts, k, now)
+    screen = _screen(facts, k, now)
     plan = _plan(facts, k, now, say(k, "prophylaxis", "reason_post_resection"), screen, hours)
     advice = [
         say(k, "advice", "prophylaxis_post_resection"),

@@ -452,3 +452,43 @@ def test_the_observations_prefetch_template_carries_the_kidney_function_codes(kb
     template = prefetch_templates(kb)["observations"]
     for code in (EGFR, EGFR_2021, "62238-1", "48642-3", "48643-1", CREATININE, "38483-4", CREATININE_UMOL):
         assert f"http://loinc.org|{code}" in template
+
+
+# ================= thresholds are knowledge: an operator edits one place =================
+
+
+def test_an_operator_copy_moves_the_age_threshold_and_the_card_text_follows(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from hofhir.clinical.evaluate import evaluate
+    from hofhir.fhir.read import from_hook_request
+    from hofhir.knowledge import load
+    from tests.builders import request
+
+    source = Path(__file__).resolve().parents[2] / "hofhir" / "knowledge" / "parameters.toml"
+    edited = source.read_text().replace("avoid_from_age_years = 65", "avoid_from_age_years = 70")
+    assert edited != source.read_text()
+    (tmp_path / "parameters.toml").write_text(edited)
+    k = load(tmp_path)
+    record = [patient("male", 67), GOOD_KIDNEYS]
+    assert screen(k, record).decision is Decision.SUGGEST
+    old = [patient("male", 72), GOOD_KIDNEYS]
+    s = screen(k, old)
+    assert s.decision is Decision.NOT_SUGGESTED
+    assert "from age 70" in s.avoid[0].text
+    evaluation = evaluate(from_hook_request(request("order-sign", record, [tha_order()]), k.terminology), NOW, k)
+    assert suggested_codes(card(evaluation, "ho-prophylaxis")) & INDOMETHACIN_CODES
+
+
+def test_an_nsaid_ordered_with_a_coded_ho_reason_is_the_prophylaxis(run: Run) -> None:
+    order = medication_request("197817", "indomethacin 25 MG Oral Capsule", days_ago=0, status="draft")
+    order["reasonCode"] = [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M61.251"}]}]
+    evaluation = run([patient("male", 35), GOOD_KIDNEYS], hook="order-sign", draft_orders=[order])
+    assert card(evaluation, "ho-prophylaxis").summary.startswith("This NSAID order")
+
+
+def test_an_nsaid_whose_id_merely_contains_the_word_is_not_for_ho(run: Run) -> None:
+    order = medication_request(
+        "197817", "indomethacin 25 MG Oral Capsule", days_ago=0, status="draft", id="heterotopic-1"
+    )
+    assert run([patient("male", 35)], hook="order-sign", draft_orders=[order]).guidance == []

@@ -222,6 +222,18 @@ def tha_order(
     )
 
 
+def _ordered_for_ho(k: Knowledge, order: dict[str, Any]) -> bool:
+    """The order's reason (coded, or its text, or a note) names heterotopic ossification."""
+    reasons = order.get("reasonCode")
+    if isinstance(reasons, list) and any(
+        k.terminology.sets_for_concept(r, use_text=True) & {"ho", "ho_reason"} for r in reasons
+    ):
+        return True
+    notes = order.get("note")
+    texts = [n.get("text") for n in notes if isinstance(n, dict)] if isinstance(notes, list) else []
+    return any(isinstance(t, str) and k.terminology.sets_for_text(t, only=("ho_reason",)) for t in texts)
+
+
 def nsaid_order(
     facts: PatientFacts,
     k: Knowledge,
@@ -231,11 +243,7 @@ def nsaid_order(
     drafts: Drafts = (),
 ) -> Finding | None:
     """An NSAID ordered where prophylaxis is indicated (or for HO) is the prophylaxis: say so, with the §5a cautions."""
-    text = str(order).lower()
-    for_ho = "heterotopic" in text or any(
-        "ho" in k.terminology.sets_for_concept(r) for r in order.get("reasonCode") or []
-    )
-    if not indicated and not for_ho:
+    if not indicated and not _ordered_for_ho(k, order):
         return None
     pops = tuple(dict.fromkeys(p for f in indicated for p in f.populations)) or (
         (Population.HO_HISTORY,) if facts.recorded("ho") else ()

@@ -492,3 +492,17 @@ def test_an_nsaid_whose_id_merely_contains_the_word_is_not_for_ho(run: Run) -> N
         "197817", "indomethacin 25 MG Oral Capsule", days_ago=0, status="draft", id="heterotopic-1"
     )
     assert run([patient("male", 35)], hook="order-sign", draft_orders=[order]).guidance == []
+
+
+def test_on_order_select_an_nsaid_drafted_earlier_in_the_session_still_counts(run: Run) -> None:
+    tha = tha_order()
+    naproxen = medication_request("198014", "Naproxen 500 MG Oral Tablet", days_ago=0, status="draft")
+    evaluation = run(
+        [patient("male", 60), GOOD_KIDNEYS],
+        hook="order-select",
+        draft_orders=[tha, naproxen],
+        selections=[f"ServiceRequest/{tha['id']}"],
+    )
+    prophylaxis = card(evaluation, "ho-prophylaxis")
+    assert not suggested_codes(prophylaxis) & NSAID_CODES
+    assert "Naproxen 500 MG Oral Tablet is drafted with this hip arthroplasty" in prophylaxis.detail

@@ -35,6 +35,7 @@ class Case:
     hook: str
     avoid: list[str]  # the §5a "not suggested" findings the record holds (the oracle)
     nsaid_drafted: bool
+    selections: list[str] | None = None  # order-select: only the THA selected, the rest drafted earlier
 
 
 DAYS = st.integers(min_value=0, max_value=800)
@@ -111,7 +112,10 @@ def cases(draw: st.DrawFn) -> Case:
         resources.append(b.condition("S72.301A", days_ago=days))
         if orif_days is not None and orif_days <= ORIF_WINDOW and days <= int(P["long_bone_fracture_lookback_days"]):
             avoid.append("nonunion_long_bone")
-    return Case(resources, drafts, hook, avoid, nsaid_drafted)
+    selections = None
+    if hook == "order-select" and draw(st.booleans()):
+        selections = [f"ServiceRequest/{drafts[0]['id']}"]
+    return Case(resources, drafts, hook, avoid, nsaid_drafted, selections)
 
 
 def _nsaid_suggestions(guidance: Any) -> list[dict[str, Any]]:
@@ -130,7 +134,7 @@ def _codes(resource: dict[str, Any]) -> set[str]:
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=cases())
 def test_no_indomethacin_against_the_screen_never_two_nsaids_never_beside_a_drafted_one(case: Case) -> None:
-    request = b.request(case.hook, case.resources, case.drafts or None)
+    request = b.request(case.hook, case.resources, case.drafts or None, selections=case.selections)
     evaluation = evaluate(from_hook_request(request, KB.terminology), b.NOW, KB)
     assert evaluation.trace["rejected"] == []
     per_card = [_nsaid_suggestions(g) for g in evaluation.guidance]

@@ -117,9 +117,9 @@ def test_each_fill_is_a_fresh_copy() -> None:
 
 
 def test_a_changed_regimen_gets_its_own_template() -> None:
-    changed = {**REGIMENS["radiotherapy"], "cpt": "77402", "cpt_display": "Radiation treatment delivery, simple"}
+    changed = {**REGIMENS["radiotherapy"], "cpt": "77499", "cpt_display": "Unlisted procedure, therapeutic radiology"}
     order = build.radiotherapy_order("p1", "reason", changed)
-    assert order["code"]["coding"][0]["code"] == "77402"
+    assert order["code"]["coding"][0]["code"] == "77499"
     assert build.radiotherapy_order("p1", "reason", REGIMENS["radiotherapy"])["code"]["coding"][0]["code"] == str(
         REGIMENS["radiotherapy"]["cpt"]
     )

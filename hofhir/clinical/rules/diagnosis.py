@@ -326,8 +326,25 @@ def _words(entry: Entry) -> str:
     return f" {entry.site} {entry.display} ".lower()
 
 
+# ICD-10-CM R22.3- (upper limb) and R22.4- (lower limb): localized swelling; the 5th character is the side.
+ICD_LIMB = {"R223": "upper", "R224": "lower"}
+ICD_SIDE = {"1": "right", "2": "left", "3": "bilateral"}
+
+
+def _icd_limb(entry: Entry) -> tuple[str, str]:
+    """(limb, side) from an R22.3x/R22.4x code ('' where the code does not say)."""
+    for code in entry.icd:
+        limb = ICD_LIMB.get(code[:4])
+        if limb:
+            return limb, ICD_SIDE.get(code[4:5], "")
+    return "", ""
+
+
 def _limb(entry: Entry, k: Knowledge) -> str:
-    """'upper', 'lower' or '' (not said) for a swelling, from its bodySite or code text."""
+    """'upper', 'lower' or '' (not said) for a swelling, from its code, bodySite or code text."""
+    limb, _ = _icd_limb(entry)
+    if limb:
+        return limb
     text = _words(entry)
     lower = any(re.search(rf"\b{re.escape(w)}", text) for w in k.param("dvt", "lower_limb_words"))
     upper = any(re.search(rf"\b{re.escape(w)}", text) for w in k.param("dvt", "upper_limb_words"))
@@ -341,7 +358,10 @@ def _side(entries: list[Entry]) -> str | None:
     sides = set()
     for e in entries:
         text = _words(e)
-        left, right = "left" in text, "right" in text
+        coded = _icd_limb(e)[1]
+        if coded == "bilateral":
+            return None
+        left, right = ("left" in text or coded == "left"), ("right" in text or coded == "right")
         if left == right:
             return None
         sides.add("left" if left else "right")
@@ -480,8 +500,9 @@ def _reason_names_ho(facts: PatientFacts, k: Knowledge, order: dict[str, object]
     """What in the draft's reasonCode / reasonReference names HO or one of its signs (D-10..D-12), or None."""
     reasons = order.get("reasonCode")
     for reason in reasons if isinstance(reasons, list) else []:
-        if k.terminology.sets_for_concept(reason, use_text=True) & HO_REASON_SETS:
-            text = reason.get("text") if isinstance(reason, dict) else None
+        text = reason.get("text") if isinstance(reason, dict) else None
+        named = isinstance(text, str) and bool(_REPORTS_HO.search(text.lower())) and not _NO_HO.search(text.lower())
+        if named or k.terminology.sets_for_concept(reason, use_text=True) & HO_REASON_SETS:
             return f"reason: {text}" if isinstance(text, str) else "reason names HO or one of its signs"
     refs = order.get("reasonReference")
     for ref in refs if isinstance(refs, list) else []:

@@ -28,15 +28,8 @@ from hofhir.fhir import build
 from hofhir.fhir.dates import days_between
 from hofhir.knowledge import Knowledge
 
-SIGN_NAMES = {
-    "poor_hip_rom": "decreased hip range of motion",
-    "sign_swelling": "swelling",
-    "sign_erythema": "erythema",
-    "sign_warmth": "warmth",
-    "sign_tenderness": "tenderness",
-    "fever": "fever",
-    "spasticity": "increased spasticity",
-}
+# The signs of D-10..D-14, by value set, in the order cards name them (names: cards.toml [signs]).
+SIGNS = ("poor_hip_rom", "sign_swelling", "sign_erythema", "sign_warmth", "sign_tenderness", "fever", "spasticity")
 LOCAL_SIGNS = ("sign_swelling", "sign_erythema", "sign_warmth", "sign_tenderness")
 # D-10..D-12: what a draft's reason must name for an imaging order to be "to look for HO" (§5, 1.1).
 HO_REASON_SETS = frozenset(
@@ -192,7 +185,7 @@ def _signs_in_window(facts: PatientFacts, k: Knowledge, event: IndexEvent, now: 
     start, end = k.window("surveillance_start_days"), k.window("surveillance_end_days")
     recent = sign_days(k)
     found: dict[str, Entry] = {}
-    for concept in SIGN_NAMES:
+    for concept in SIGNS:
         if concept == "spasticity":
             continue
         for entry in facts.recorded(concept):
@@ -251,7 +244,7 @@ def suspicion(facts: PatientFacts, k: Knowledge, now: datetime) -> Suspicion | N
 
 
 def suspected_finding(s: Suspicion, facts: PatientFacts, k: Knowledge, now: datetime) -> Finding:
-    names = [SIGN_NAMES[c] for c in SIGN_NAMES if c in s.signs]
+    names = [say(k, "signs", c) for c in SIGNS if c in s.signs]
     signs_text = ", ".join(names[:3])
     reasons = [
         say(
@@ -266,7 +259,7 @@ def suspected_finding(s: Suspicion, facts: PatientFacts, k: Knowledge, now: date
             end_months=months(k.window("surveillance_end_days")),
         ),
         *[
-            f"{SIGN_NAMES[c].capitalize()}: {e.display}, {e.when.date() if e.when else ''} ({e.resource})"
+            f"{say(k, 'signs', c).capitalize()}: {e.display}, {e.when.date() if e.when else ''} ({e.resource})"
             for c, e in s.signs.items()
         ],
     ]
@@ -484,10 +477,7 @@ def imaging_orders(
                     rules=("I-05",),
                     summary=say(k, "summaries", "imaging_biopsy"),
                     populations=pops,
-                    reasons=(
-                        "A biopsy is ordered for a lesion that may be heterotopic ossification.",
-                        "Tissue diagnosis by biopsy is not done because of the risk of exacerbating the disorder by resection of an immature lesion (I-05).",
-                    ),
+                    reasons=(say(k, "reasons", "biopsy_ordered"), say(k, "reasons", "biopsy_not_done")),
                     advice=(say(k, "advice", "suspected_imaging_early"),),
                     override_reasons=override(k, "not_indicated", "surgeon_reviewed"),
                     priority=2,

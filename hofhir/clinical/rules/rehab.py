@@ -53,10 +53,12 @@ def rehabilitation(
         if p.population in neuro:
             reasons.append(f"{p.level.value.capitalize()} HO risk after {population_names(k, [p.population])}.")
     if history:
-        reasons.append(f"Heterotopic ossification on record: {facts.recorded('ho')[0].display}.")
-    advice.append(
-        "Physical therapists are often the first to suspect HO: share these signs with the rehabilitation team (RH-02)."
-    )
+        reasons.append(say(k, "reasons", "ho_on_record", display=facts.recorded("ho")[0].display))
+    diagnosed = ho_diagnosed(facts)
+    if diagnosed is not None:
+        when = diagnosed.when.date() if diagnosed.when else "date not recorded"
+        reasons.append(say(k, "reasons", "ho_diagnosed", display=diagnosed.display, date=when))
+    advice.append(say(k, "advice_more", "rehabilitation_therapists"))
     rules.append("RH-02")
     return Finding(
         topic=Topic.HO_REHABILITATION,

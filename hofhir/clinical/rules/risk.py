@@ -423,7 +423,7 @@ def assess(facts: PatientFacts, k: Knowledge, now: datetime) -> RiskAssessment:
     young = int(k.param("age", "young_child_under_years"))
     if level is not None and age is not None and age < young:
         level = RiskLevel.LOW
-        modifiers.append(f"Age {age}: HO is rare in very young children (E-06); level set to low.")
+        modifiers.append(say(k, "reasons", "young_child", age=age))
         rules.append("E-06")
         # The modifier applies to every population, so that surveillance and rehabilitation (which read
         # the per-population levels) follow the lowered level too.
@@ -434,27 +434,24 @@ def assess(facts: PatientFacts, k: Knowledge, now: datetime) -> RiskAssessment:
                 p.index,
                 p.factors,
                 (*p.rules, "E-06"),
-                f"{p.basis}; age under {young}: low (E-06)" if p.level is not RiskLevel.LOW else p.basis,
+                say(k, "reasons", "young_child_basis", basis=p.basis, young=young)
+                if p.level is not RiskLevel.LOW
+                else p.basis,
                 p.notes,
             )
             for p in populations
         ]
     flaccid = facts.recorded("flaccid_limb")
     if level is not None and flaccid:
-        modifiers.append(
-            f"Flaccid limb recorded ({flaccid[0].display}): HO is rarely seen in flaccid limbs (N-11); a note, not scored."
-        )
+        modifiers.append(say(k, "reasons", "flaccid_limb", display=flaccid[0].display))
         rules.append("N-11")
     context: list[str] = []
     if Population.SCI in present and facts.recorded("anticoagulant"):
-        context.append(
-            "Anticoagulant recorded: S1 links anticoagulants in SCI to hematoma and secondary HO (P-04), "
-            "but the literature conflicts ([LIT] SCIRE: warfarin may inhibit HO); shown as context, not scored."
-        )
+        context.append(say(k, "reasons", "anticoagulant_context"))
         rules += ["P-04", "LIT-ANTICOAGULANTS"]
     permissive = [e.display for e in facts.recorded("dvt", "pressure_ulcer")][:3]
     if level is not None and permissive:
-        context.append(f"Local permissive factors recorded (P-01, context only): {', '.join(permissive)}.")
+        context.append(say(k, "reasons", "permissive_context", displays=", ".join(permissive)))
         rules.append("P-01")
     return RiskAssessment(level, tuple(populations), tuple(modifiers), tuple(context), tuple(dict.fromkeys(rules)))
 
@@ -483,13 +480,12 @@ def risk_finding(assessment: RiskAssessment, k: Knowledge) -> Finding | None:
         absent = [f for f in p.factors if f.status is FactorStatus.ABSENT]
         unknown = [f for f in p.factors if f.status is FactorStatus.UNKNOWN]
         if found:
-            reasons.append("Factors found: " + "; ".join(_factor_line(f) for f in found) + ".")
+            reasons.append(say(k, "reasons", "factors_found", lines="; ".join(_factor_line(f) for f in found)))
         if absent:
-            reasons.append("Factors absent: " + "; ".join(_factor_line(f) for f in absent) + ".")
+            reasons.append(say(k, "reasons", "factors_absent", lines="; ".join(_factor_line(f) for f in absent)))
         if unknown:
-            reasons.append(
-                "Not assessable from the record: " + "; ".join(f"{f.name}: {f.evidence}" for f in unknown) + "."
-            )
+            lines = "; ".join(f"{f.name}: {f.evidence}" for f in unknown)
+            reasons.append(say(k, "reasons", "factors_unknown", lines=lines))
         reasons.extend(p.notes)
         factors.extend(p.factors)
     reasons.extend(assessment.modifiers)

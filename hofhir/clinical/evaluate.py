@@ -148,6 +148,19 @@ def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None =
     return Evaluation(inputs.hook, guidance, trace)
 
 
+def no_cards_message(evaluation: Evaluation, knowledge: Knowledge | None = None) -> str | None:
+    """The plain-words reason for an empty response (cards.toml [no_cards_reasons]), or None when it has cards."""
+    code = evaluation.no_cards_reason
+    if code is None:
+        return None
+    k = knowledge or default_knowledge()
+    template = k.cards.get("no_cards_reasons", {}).get(code)
+    if template is None:
+        return code
+    window = evaluation.trace.get("relevanceWindow") or {}
+    return str(template).format(days=window.get("windowDays", k.param("relevance", "window_days")))
+
+
 def _no_cards_reason(
     facts: PatientFacts,
     hook: str,

@@ -452,3 +452,14 @@ def test_chart_topics_outside_the_window_are_all_chart_card_topics(run: Run) -> 
 def test_alp_in_ukat_without_a_range_is_read_as_raised_on_the_card(run: Run) -> None:
     surveillance = card(run(sci_at(40, observation(ALP_LOINC, 3.6, "ukat/L", days_ago=1))), "ho-surveillance")
     assert "The latest ALP (216 U/L, recorded as 3.6 ukat/L) is above the reference range" in surveillance.detail
+
+
+def test_the_no_cards_reason_reads_in_plain_words(kb: Knowledge, run: Run) -> None:
+    from hofhir.clinical.evaluate import no_cards_message
+
+    assert no_cards_message(run(sci_at(40)), kb) is None
+    message = no_cards_message(run(sci_at(400)), kb)
+    assert message is not None and "relevance window" in message and "365 days" in message
+    assert no_cards_message(run([patient(), condition("I10")]), kb) == (
+        "No heterotopic ossification risk population in the record."
+    )

@@ -94,7 +94,7 @@ def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None =
     if inputs.hook in CHART_HOOKS:
         findings = _chart_findings(facts, assessment, k, now, suspected)
     elif order_hook:
-        findings = _order_findings(facts, drafts, k, now)
+        findings = _order_findings(facts, drafts, _session_drafts(inputs, k), k, now)
     else:
         findings = _discharge_findings(facts, assessment, k)
     allowed = HOOK_TOPICS[inputs.hook]
@@ -215,8 +215,22 @@ def _draft_orders(inputs: ClinicalInput, k: Knowledge) -> list[tuple[dict[str, A
     return out
 
 
+def _session_drafts(inputs: ClinicalInput, k: Knowledge) -> list[tuple[dict[str, Any], set[str]]]:
+    """Every active draft of the order session, selected or not: what is drafted beside an order (an NSAID or
+    an anticoagulant beside a THA) counts for ho-rules 1.1 §5/§5a even on order-select."""
+    return [
+        (order, relevant_sets(order, k.terminology))
+        for order in inputs.draft_orders
+        if order.get("status") not in INACTIVE_DRAFTS
+    ]
+
+
 def _order_findings(
-    facts: PatientFacts, drafts: list[tuple[dict[str, Any], set[str]]], k: Knowledge, now: datetime
+    facts: PatientFacts,
+    drafts: list[tuple[dict[str, Any], set[str]]],
+    session: list[tuple[dict[str, Any], set[str]]],
+    k: Knowledge,
+    now: datetime,
 ) -> list[Finding]:
     findings: list[Finding] = diagnosis.imaging_orders(facts, k, now, drafts)
     indicated = prophylaxis.prophylaxis_indicated(facts, k, now)
@@ -224,11 +238,11 @@ def _order_findings(
         if "ho_excision" in concepts:
             findings.append(surgery.readiness(facts, k, now, order))
         if "tha" in concepts and not concepts & {"hemiarthroplasty"} and order.get("resourceType") == "ServiceRequest":
-            found = prophylaxis.tha_order(facts, k, now, order, concepts)
+            found = prophylaxis.tha_order(facts, k, now, order, concepts, session)
             if found is not None:
                 findings.append(found)
         if "nsaid" in concepts and order.get("resourceType", "").startswith("Medication"):
-            found = prophylaxis.nsaid_order(facts, k, now, order, indicated)
+            found = prophylaxis.nsaid_order(facts, k, now, order, indicated, session)
             if found is not None:
                 findings.append(found)
         if "rom_therapy" in concepts:

@@ -43,7 +43,8 @@ HIP_STIFFNESS = "M25.651"
 ERYTHEMA = "247441003"
 TENDERNESS = "247348008"
 LEFT_LEG_SWELLING = "R22.42"
-RIGHT_ARM_SWELLING = "R22.31"
+LIMB_SWELLING = "80068009"  # SNOMED: swelling of limb (no side, no limb)
+JOINT_SWELLING = "271771009"
 DVT = "I82.401"
 COMA = "R40.20"
 CONCUSSION_BRIEF_LOC = "S06.0X1A"  # LOC of 30 minutes or less
@@ -336,9 +337,16 @@ def test_the_duplex_names_the_side_the_record_gives(run: Run) -> None:
 
 
 def test_upper_limb_swelling_alone_is_no_reason_for_a_leg_duplex(run: Run) -> None:
-    assert "dvt-differential" not in topics(run(sci_at(40, condition(RIGHT_ARM_SWELLING, days_ago=2))))
-    by_site = condition("R22.9", days_ago=2, body_site="Left forearm", text="Swelling")
-    assert "dvt-differential" not in topics(run(sci_at(40, by_site)))
+    # SNOMED 80068009 "Swelling of limb" and 271771009 "Joint swelling" say no limb: the bodySite does.
+    forearm = condition(snomed=LIMB_SWELLING, days_ago=2, body_site="Left forearm")
+    assert "dvt-differential" not in topics(run(sci_at(40, forearm)))
+    elbow = condition(snomed=JOINT_SWELLING, days_ago=2, body_site="Right elbow")
+    assert "dvt-differential" not in topics(run(sci_at(40, elbow)))
+    calf = card(run(sci_at(40, condition(snomed=LIMB_SWELLING, days_ago=2, body_site="Left calf"))), "dvt-differential")
+    assert calf.suggestions[0].resource["bodySite"][0]["text"] == "left lower extremity"
+    # Upper-limb swelling beside suspected HO: the card fires for the suspicion, and names no swelling.
+    suspected = run(sci_at(40, forearm, condition(HIP_STIFFNESS, days_ago=2)))
+    assert card(suspected, "dvt-differential").summary.startswith("Suspected HO")
 
 
 # ================= §5 hip radiograph intent =================

@@ -98,7 +98,9 @@ def read_patient(client: FhirClient, patient_id: str, k: Knowledge, deadline: fl
     return read_record(client, patient_id, k, deadline).inputs
 
 
-def risk_assessment(evaluation: Evaluation, patient_id: str, now: datetime) -> dict[str, Any]:
+def risk_assessment(
+    evaluation: Evaluation, patient_id: str, now: datetime, *, validated: bool = True
+) -> dict[str, Any]:
     """The RiskAssessment for a patient: HO risk with the basis and the catalogue IDs as its reason."""
     risk = next((g for g in evaluation.guidance if g.topic is Topic.HO_RISK), None)
     # ho-rules-v1 §3a (1.1): outside the relevance window there is no ho-risk card, but the assessment
@@ -138,14 +140,21 @@ def risk_assessment(evaluation: Evaluation, patient_id: str, now: datetime) -> d
         data["note"] = [{"text": f"Rules: {', '.join(rules)}"}] if rules else []
     else:
         data["note"] = [{"text": "No heterotopic ossification risk population recorded."}]
-    return build("RiskAssessment", _drop_none(data))
+    return _resource("RiskAssessment", _drop_none(data), validated)
 
 
-def detected_issue(evaluation: Evaluation, patient_id: str, now: datetime) -> dict[str, Any] | None:
+def _resource(resource_type: str, data: dict[str, Any], validated: bool) -> dict[str, Any]:
+    """Through the R4B model (`validated`), or the same content as a draft, for comparing only."""
+    return build(resource_type, data) if validated else {"resourceType": resource_type, **data}
+
+
+def detected_issue(
+    evaluation: Evaluation, patient_id: str, now: datetime, *, validated: bool = True
+) -> dict[str, Any] | None:
     issues = [g for g in evaluation.guidance if g.topic in ISSUE_TOPICS]
     if not issues:
         return None
-    return build(
+    return _resource(
         "DetectedIssue",
         {
             "identifier": [{"system": IDENTIFIER_SYSTEM, "value": f"ho-issue-{patient_id}"}],
@@ -164,6 +173,7 @@ def detected_issue(evaluation: Evaluation, patient_id: str, now: datetime) -> di
             "identifiedDateTime": now.isoformat(),
             "detail": "; ".join(g.summary for g in issues),
         },
+        validated,
     )
 
 
@@ -190,12 +200,16 @@ def meaning(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def _save(
-    client: FhirClient, resource: dict[str, Any], current: list[dict[str, Any]] | None, deadline: float | None
+    client: FhirClient, draft: dict[str, Any], current: list[dict[str, Any]] | None, deadline: float | None
 ) -> tuple[str, bool]:
-    """Write `resource` unless the server's copy already says the same; ("Type/id", written)."""
-    rtype = resource["resourceType"]
-    if current is not None and len(current) == 1 and isinstance(current[0].get("id"), str):
-        existing = current[0]
+    """Write the resource `draft` describes unless the server's copy already says the same (then the
+    R4B model does not even run: what the server holds was valid when written); ("Type/id", written)."""
+    rtype = draft["resourceType"]
+    existing = current[0] if current is not None and len(current) == 1 else None
+    if existing is not None and isinstance(existing.get("id"), str) and meaning(existing) == meaning(draft):
+        return f"{rtype}/{existing['id']}", False
+    resource = build(rtype, {k: v for k, v in draft.items() if k != "resourceType"})
+    if existing is not None and isinstance(existing.get("id"), str):
         if meaning(existing) == meaning(resource):
             return f"{rtype}/{existing['id']}", False
         saved = client.update({**resource, "id": existing["id"]}, deadline=deadline)  # in place, by id
@@ -222,11 +236,15 @@ def write_back(
     current = current or {}
     references: dict[str, str] = {}
     unchanged: list[str] = []
-    for resource in (risk_assessment(evaluation, patient_id, now), detected_issue(evaluation, patient_id, now)):
-        if resource is None:
+    drafts = (
+        risk_assessment(evaluation, patient_id, now, validated=False),
+        detected_issue(evaluation, patient_id, now, validated=False),
+    )
+    for draft in drafts:
+        if draft is None:
             continue
-        rtype = resource["resourceType"]
-        references[rtype], written = _save(client, resource, current.get(rtype), deadline)
+        rtype = draft["resourceType"]
+        references[rtype], written = _save(client, draft, current.get(rtype), deadline)
         if not written:
             unchanged.append(rtype)
     return WriteBack(references, tuple(unchanged))

@@ -1,0 +1,40 @@
+"""Write-back content: an unchanged assessment is recognised before the R4B model runs.
+
+The write-back skips the model when the draft already says what the server holds, so the draft must
+carry exactly the content the model's JSON has (what was written before), for every vignette.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from hofhir.clinical.evaluate import evaluate
+from hofhir.fhir.read import from_hook_request
+from hofhir.knowledge import Knowledge
+from hofhir.worker.writeback import detected_issue, meaning, risk_assessment
+from tests.vignettes import cases, load
+
+
+@pytest.mark.parametrize("case", cases())
+def test_the_draft_says_what_the_validated_resource_says(case: str, kb: Knowledge) -> None:
+    request, expect = load(case)
+    now = datetime.fromisoformat(expect["now"])
+    evaluation = evaluate(from_hook_request(request, kb.terminology), now, kb)
+    validated = risk_assessment(evaluation, "pt-1", now)
+    draft = risk_assessment(evaluation, "pt-1", now, validated=False)
+    assert meaning(draft) == meaning(validated)
+    assert draft["resourceType"] == validated["resourceType"] == "RiskAssessment"
+    issue = detected_issue(evaluation, "pt-1", now)
+    issue_draft = detected_issue(evaluation, "pt-1", now, validated=False)
+    assert (issue is None) == (issue_draft is None)
+    if issue is not None and issue_draft is not None:
+        assert meaning(issue_draft) == meaning(issue)
+
+
+def test_what_changes_on_every_write_is_not_meaning() -> None:
+    stored = {"resourceType": "RiskAssessment", "id": "1", "meta": {"versionId": "3"}, "status": "final"}
+    again = {"resourceType": "RiskAssessment", "occurrenceDateTime": "2026-01-01T00:00:00Z", "status": "final"}
+    assert meaning(stored) == meaning(again)
+    assert meaning(stored) != meaning({**again, "status": "amended"})

@@ -343,16 +343,20 @@ def cli_wall(runs: int = 5) -> dict[str, Any]:
     imports = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "import cds_hooks.cli"], capture_output=True, text=True, timeout=60
     ).stderr
-    import_us = sum(
-        int(line.split("|")[1])
-        for line in imports.splitlines()
-        if line.startswith("import time:") and "|" in line and line.split("|")[1].strip().isdigit()
+    # The cumulative import time of the CLI module (everything it pulls in before doing anything).
+    import_us = next(
+        (
+            int(parts[1])
+            for parts in (line.split("|") for line in imports.splitlines() if line.startswith("import time:"))
+            if len(parts) == 3 and parts[2].strip() == "cds_hooks.cli" and parts[1].strip().isdigit()
+        ),
+        0,
     )
     return {
         "runs": runs,
         "median_s": round(statistics.median(times), 3),
         "min_s": round(min(times), 3),
-        "cli_import_self_s": round(import_us / 1e6, 3),
+        "import_cds_hooks_cli_s": round(import_us / 1e6, 3),
     }
 
 
@@ -442,6 +446,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         measure("floor/vignette", floor, "vignette")
         measure("floor/synthea", floor, "synthea")
         half = max(1, int(result["throughput"]["floor/vignette"]["rps"] / 2))
+        result["open_loop"]["floor/vignette@100"] = open_loop(
+            floor.base + path, bodies["vignette"], folder, rate=100, seconds=seconds
+        )
         result["open_loop"]["floor/vignette@half-floor"] = open_loop(
             floor.base + path, bodies["vignette"], folder, rate=half, seconds=seconds
         )
@@ -562,7 +569,12 @@ def table(result: dict[str, Any]) -> str:
                 f" engine {figures['engine_cpu_ms_each']}",
             )
     cli = result["cli"]
-    row("hofhir evaluate (vignette) wall s", f"{cli['median_s']:.3f}", "", f"< 0.25 s (min {cli['min_s']:.3f})")
+    row(
+        "hofhir evaluate (vignette) wall s",
+        f"{cli['median_s']:.3f}",
+        "",
+        f"< 0.25 s (min {cli['min_s']:.3f}; importing cds_hooks.cli {cli['import_cds_hooks_cli_s']:.3f} s)",
+    )
     return "\n".join(lines)
 
 

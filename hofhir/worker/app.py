@@ -11,7 +11,8 @@ on a pool of threads). HOFHIR_WORKER_ROLE picks what a `hofhir worker` consumes:
 queues on one prefork pool, as a single small deployment needs), `evaluate` (the `hofhir` queue,
 prefork, HOFHIR_WORKER_CONCURRENCY processes) or `writeback` (the write-back queue on
 HOFHIR_WRITEBACK_CONCURRENCY threads, default 16). Run one `evaluate` and one `writeback` worker for
-the throughput of both.
+the throughput of both. (Celery enforces task time limits on processes only: on threads a write-back
+is bounded by the FHIR client's timeout per attempt, HOFHIR_FHIR_TIMEOUT_S, and its one retry.)
 """
 
 from __future__ import annotations

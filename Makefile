@@ -62,9 +62,10 @@ test: install-dev services ops-tools lint typecheck
 unit: install-dev
 	$(BIN)/python -m pytest tests/unit
 
-# Load generators for benchmarks/run.py (Debian packages): wrk (closed-loop throughput), hey (fixed rate).
+# Load generators for benchmarks/run.py (Debian packages): wrk (closed-loop throughput), h2load from
+# nghttp2-client (fixed-rate open loop).
 bench-tools:
-	@command -v wrk >/dev/null && command -v hey >/dev/null || { apt-get update -q && apt-get install -y -q wrk hey; }
+	@command -v wrk >/dev/null && command -v h2load >/dev/null || { apt-get update -q && apt-get install -y -q wrk nghttp2-client; }
 
 # Every speed figure from one run (about four minutes): a table, and benchmarks/results.json.
 bench: install-dev services bench-tools

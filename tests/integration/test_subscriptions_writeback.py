@@ -322,3 +322,55 @@ def test_an_assessment_changed_on_the_server_is_written_again_in_place(
     assert [r["path"] for r in engine.requests("PUT /fhir/RiskAssessment")] == [f"/fhir/RiskAssessment/{risk['id']}"]
     (again,) = assessments(engine)
     assert again["id"] == risk["id"] and again["note"] != edited["note"]
+
+
+def test_a_writeback_worker_on_threads_writes_one_assessment_however_many_tasks_race(
+    engine: FhirTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HOFHIR_WORKER_ROLE=writeback: the write-back queue on a pool of threads. Ten tasks about a patient
+    with no assessment yet run at once; the conditional create leaves exactly one."""
+    from hofhir.worker.app import WRITEBACK_QUEUE, make_celery
+
+    patient = f"race-{time.monotonic_ns()}"
+    for resource in (
+        {"resourceType": "Patient", "id": patient, "birthDate": "1980-01-01", "gender": "male"},
+        {
+            "resourceType": "Condition",
+            "id": f"{patient}-sci",
+            "subject": {"reference": f"Patient/{patient}"},
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "90584004"}]},
+            "clinicalStatus": {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+            },
+            "onsetDateTime": time.strftime("%Y-%m-%d", time.gmtime(time.time() - 40 * 86400)),
+        },
+    ):
+        put = httpx.put(
+            f"{engine.base_url}/{resource['resourceType']}/{resource['id']}",
+            json=resource,
+            headers={"Content-Type": "application/fhir+json"},
+            timeout=10,
+        )
+        assert put.status_code in (200, 201), put.text
+    with redis_server() as own:
+        env = {
+            "HOFHIR_REDIS_URL": own.url,
+            "HOFHIR_FHIR_BASE_URL": engine.base_url,
+            "HOFHIR_AUTH": "off",
+            "HOFHIR_WORKER_ROLE": "writeback",
+            "HOFHIR_WRITEBACK_CONCURRENCY": "8",
+        }
+        threads = Worker(env, "threads", pool=None)
+        try:
+            threads.wait_ready()
+            monkeypatch.setenv("HOFHIR_REDIS_URL", own.url)
+            celery = make_celery()
+            for _ in range(10):
+                celery.send_task("hofhir.assess_patient", args=[patient, {"focus": f"Patient/{patient}"}])
+            assert wait_for(lambda: done(threads) >= 10, 40), threads.log.read_text()[-3000:]
+            log = threads.log.read_text()
+        finally:
+            threads.stop()
+    assert "threads" in log.lower() and WRITEBACK_QUEUE in log
+    bundle = httpx.get(f"{engine.base_url}/RiskAssessment", params={"subject": f"Patient/{patient}"}, timeout=10)
+    assert len(bundle.json().get("entry", [])) == 1

@@ -38,3 +38,17 @@ def test_what_changes_on_every_write_is_not_meaning() -> None:
     again = {"resourceType": "RiskAssessment", "occurrenceDateTime": "2026-01-01T00:00:00Z", "status": "final"}
     assert meaning(stored) == meaning(again)
     assert meaning(stored) != meaning({**again, "status": "amended"})
+
+
+def test_write_back_tasks_have_their_own_queue_and_a_threads_role(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hofhir.worker.app import QUEUE, WRITEBACK_QUEUE, _role_options, make_celery
+
+    routes = make_celery("redis://127.0.0.1:1/0").conf.task_routes
+    assert routes["hofhir.assess_patient"] == {"queue": WRITEBACK_QUEUE}
+    monkeypatch.setenv("HOFHIR_WRITEBACK_CONCURRENCY", "24")
+    writeback = _role_options("writeback")
+    assert writeback[:6] == ["-Q", WRITEBACK_QUEUE, "--pool", "threads", "--concurrency", "24"]
+    assert _role_options("evaluate")[:2] == ["-Q", QUEUE] and "threads" not in _role_options("evaluate")
+    assert _role_options("all")[:2] == ["-Q", f"{QUEUE},{WRITEBACK_QUEUE}"]
+    with pytest.raises(SystemExit):
+        _role_options("everything")

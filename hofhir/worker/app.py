@@ -3,11 +3,13 @@
 Settings (environment): HOFHIR_REDIS_URL (broker and results), or HOFHIR_BROKER_URL and
 HOFHIR_RESULT_BACKEND separately; HOFHIR_WORKER_HEARTBEAT_DIR (default /tmp/hofhir);
 HOFHIR_TASK_TIME_LIMIT_S (default 120); HOFHIR_MAX_DELIVERIES (default 3);
-HOFHIR_SOFT_SHUTDOWN_S (default 25: below Kubernetes' 30 s grace).
+HOFHIR_SOFT_SHUTDOWN_S (default 25: below Kubernetes' 30 s grace); HOFHIR_SHUTDOWN_GRACE_S (default 5): how
+much longer than the soft shutdown the worker may take to close its connections before it exits anyway.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -112,6 +114,7 @@ def _ready(**_: Any) -> None:
     folder = heartbeat_dir()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ready").write_text(str(time.time()))
+    _arm_stop_signals()
 
 
 _task_started: dict[str, float] = {}
@@ -130,6 +133,65 @@ def _task_postrun(task_id: str | None = None, task: Any = None, **_: Any) -> Non
         from hofhir.adapters import metrics
 
         metrics.TASK_DURATION.labels(task=str(task.name)).observe(time.perf_counter() - started)
+
+
+_shutdown_watchdog: list[threading.Thread] = []
+
+
+def _exit_in_time() -> None:
+    """A bounded stop: Celery's own shutdown closes the broker connections politely, and with the broker
+    hung (SIGSTOP, a partition) or gone each close, restore and reconnect waits on sockets and retries;
+    a worker was still alive 85 s after SIGTERM. From the first stop signal the worker gets the soft
+    shutdown time plus HOFHIR_SHUTDOWN_GRACE_S; then its pool children are killed and it exits (code 1).
+    Nothing is lost: tasks are acknowledged late, so an unfinished one is delivered again (at once when
+    the broker answers the soft shutdown's requeue, else after the visibility timeout)."""
+    if _shutdown_watchdog:
+        return
+    limit = float(_env_int("HOFHIR_SOFT_SHUTDOWN_S", 25)) + float(_env_int("HOFHIR_SHUTDOWN_GRACE_S", 5))
+
+    def expire() -> None:
+        time.sleep(limit)
+        import logging
+        import signal
+
+        from billiard.process import active_children  # type: ignore[import-untyped]
+
+        logging.getLogger("hofhir.worker").error("shutdown took over %.0f s (broker unreachable?): exiting", limit)
+        for child in active_children():
+            if child.pid:
+                with contextlib.suppress(OSError):
+                    os.kill(child.pid, signal.SIGKILL)
+        for name in ("ready", "alive"):
+            (heartbeat_dir() / name).unlink(missing_ok=True)
+        os._exit(1)
+
+    watchdog = threading.Thread(target=expire, name="hofhir-shutdown-watchdog", daemon=True)
+    _shutdown_watchdog.append(watchdog)
+    watchdog.start()
+
+
+@signals.worker_shutting_down.connect
+def _on_shutting_down(**_: Any) -> None:
+    _exit_in_time()
+
+
+def _arm_stop_signals() -> None:
+    """Start the shutdown watchdog on the stop signal itself: Celery announces `worker_shutting_down` only
+    when the soft shutdown is over, and its handlers may be replaced while it stops."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+            _exit_in_time()
+            previous(signum, frame)
+
+        signal.signal(sig, handler)
 
 
 @signals.worker_process_shutdown.connect

@@ -159,6 +159,7 @@ class WorkerEvaluator:
         )
         in_flight = max(1, _setting(settings, "dispatch_threads", "HOFHIR_DISPATCH_THREADS", DEFAULT_MAX_IN_FLIGHT))
         self.broker_down_until = 0.0
+        self.warned: dict[str, float] = {}
         self.celery = publisher(settings.redis_url)
         import redis
         from redis.backoff import NoBackoff
@@ -279,10 +280,18 @@ class WorkerEvaluator:
 
         inline = self.settings.deadline_fallback == "inline"
         metrics.INLINE_FALLBACKS.labels(reason=reason if inline else f"{reason}-empty").inc()
-        log.warning("worker evaluation missed (%s); %s", reason, self.settings.deadline_fallback)
+        self._warn(reason, f"worker evaluation missed ({reason}); {self.settings.deadline_fallback}")
         if not inline:
             return Outcome(None, "worker-missed")
         return Outcome(self._inline(inputs, now), "worker-fallback-inline")
+
+    def _warn(self, reason: str, message: str) -> None:
+        """One warning per reason every few seconds: an outage at 20 calls a second would otherwise log 20
+        lines a second (the fallbacks are counted in hofhir_inline_fallbacks_total)."""
+        now = time.monotonic()
+        if now >= self.warned.get(reason, 0.0):
+            self.warned[reason] = now + BROKER_BACKOFF_S
+            log.warning(message)
 
     def _remote(self, inputs: ClinicalInput, now: datetime, deadline: float) -> Outcome:
         """On a dispatch thread: cache, publish, wait for the worker's result; every step bounded by the
@@ -363,7 +372,7 @@ class WorkerEvaluator:
             log.warning("run-ahead cache unavailable")
 
     def _broker_down(self, exc: BaseException) -> None:
-        log.warning("Redis unreachable (%s): evaluating inline for %.0f s", type(exc).__name__, BROKER_BACKOFF_S)
+        self._warn("redis", f"Redis unreachable ({type(exc).__name__}): evaluating inline for {BROKER_BACKOFF_S:.0f} s")
         self.broker_down_until = time.monotonic() + BROKER_BACKOFF_S
 
 

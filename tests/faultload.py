@@ -9,17 +9,18 @@ import os
 import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.dates import to_today
-from tests.e2e.conftest import start_service
-from tests.processes import RedisServer, Worker, redis_server
+from tests.processes import RedisServer, Worker, free_port, redis_server
 from tests.vignettes import load
 
 
@@ -115,6 +116,32 @@ class Load:
             return sorted(self.calls[first:], key=lambda c: c.started)
 
 
+def start_service(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`hofhir serve` with its log in a file (a pipe nobody reads fills up, and then every thread that
+    logs blocks: the process hangs, which is not the fault under test)."""
+    port = free_port()
+    full = {k: v for k, v in os.environ.items() if not k.startswith("HOFHIR_")} | env
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cds_hooks.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"hofhir serve exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("hofhir serve did not start in 30 s")
+
+
 @contextlib.contextmanager
 def stack(deadline_ms: int, **extra_env: str) -> Iterator[tuple[RedisServer, Worker, str]]:
     """A Redis, one `hofhir worker` and a `hofhir serve` in Redis mode where every call goes to the worker
@@ -130,7 +157,7 @@ def stack(deadline_ms: int, **extra_env: str) -> Iterator[tuple[RedisServer, Wor
                 "HOFHIR_WORKER_MIN_RESOURCES": "0",
                 **extra_env,
             }
-            proc, base = start_service(env)
+            proc, base = start_service(env, worker.folder / "serve.log")
             yield broker, worker, base
         finally:
             if proc is not None:

@@ -175,6 +175,7 @@ class WorkerEvaluator:
             retry=Retry(NoBackoff(), 0),
             **handshake,
         )
+        self.idle: list[Any] = []  # connected redis-py Connections for `_commands` (list.pop/append are atomic)
         self.key_prefix = "hofhir:"  # the Store's prefix: the run-ahead keys are where they always were
         self.slots = threading.BoundedSemaphore(in_flight)
         self.pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="hofhir-dispatch")
@@ -205,27 +206,55 @@ class WorkerEvaluator:
 
     # -- Redis calls bounded by the deadline --------------------------------------------------------
 
-    def _redis(self, deadline: float, *command: Any) -> Any:
-        """One Redis command whose socket waits at most until `deadline` (monotonic): connect, write and
-        read all get the remaining time as their timeout. A timeout drops the connection (its reply may
-        still come) so the next call starts clean."""
+    def _commands(self, deadline: float, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Redis commands in one round trip whose socket waits at most until `deadline` (monotonic):
+        connect, write and read each get the time left as their timeout. Connections come from a small
+        stack of our own (redis-py's pool connects with the timeout fixed at its creation); one that
+        timed out is dropped (its reply may still come), so the next call starts clean."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("no time left for Redis")
-        timeout = max(MIN_SOCKET_TIMEOUT_S, remaining)
-        pool = self.probe.connection_pool
-        conn = pool.get_connection()
         try:
-            conn.socket_timeout = timeout
+            conn = self.idle.pop()
+        except IndexError:
+            pool = self.probe.connection_pool
+            conn = pool.connection_class(**pool.connection_kwargs)
+        try:
+            timeout = max(MIN_SOCKET_TIMEOUT_S, deadline - time.monotonic())
             conn.socket_connect_timeout = timeout
-            conn.update_current_socket_timeout(timeout)  # the open socket and its parser's buffer
-            conn.send_command(*command)
-            return conn.read_response()
+            conn.socket_timeout = timeout
+            if getattr(conn, "_sock", None) is None:
+                conn.connect()
+            conn.update_current_socket_timeout(max(MIN_SOCKET_TIMEOUT_S, deadline - time.monotonic()))
+            conn.send_packed_command(conn.pack_commands(commands))
+            replies = [conn.read_response() for _ in commands]
         except BaseException:
             conn.disconnect()
             raise
-        finally:
-            pool.release(conn)
+        self.idle.append(conn)
+        return replies
+
+    def _redis(self, deadline: float, *command: Any) -> Any:
+        return self._commands(deadline, [command])[0]
+
+    def put_many(self, items: dict[str, str], ttl_s: int, deadline: float) -> bool:
+        """Store keys (under the Store's prefix) in one round trip that waits at most until `deadline`;
+        False when Redis did not take them in time, or is known to be down. Used for the card index, so
+        a hung Redis loses index entries, never the answer's deadline."""
+        if not items:
+            return True
+        if time.monotonic() < self.broker_down_until:
+            return False
+        commands = [("SET", self.key_prefix + k, v, "EX", max(1, ttl_s)) for k, v in items.items()]
+        budget = deadline - time.monotonic()
+        try:
+            self._commands(deadline, commands)
+        except Exception as exc:
+            # refused, or no answer in a time a healthy Redis answers in (not merely no time left)
+            if budget >= 0.02:
+                self._broker_down(exc)
+            return False
+        return True
 
     # -- the hook call ------------------------------------------------------------------------------
 
@@ -277,7 +306,6 @@ class WorkerEvaluator:
         return evaluation
 
     def _fallback(self, inputs: ClinicalInput, now: datetime, reason: str) -> Outcome:
-
         inline = self.settings.deadline_fallback == "inline"
         metrics.INLINE_FALLBACKS.labels(reason=reason if inline else f"{reason}-empty").inc()
         self._warn(reason, f"worker evaluation missed ({reason}); {self.settings.deadline_fallback}")

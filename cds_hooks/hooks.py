@@ -60,7 +60,7 @@ def call_service(service_id: str) -> Response:
     if outcome.evaluation is None:
         return _missed(service_id, service.hook, started, "evaluation")
     response = render_response(outcome.evaluation.guidance, _base_url())
-    _remember_cards(service_id, response["cards"])
+    _remember_cards(service_id, response["cards"], deadline)
     for card in response["cards"]:
         metrics.CARDS.labels(topic=card["source"]["topic"]["code"], indicator=card["indicator"]).inc()
     g.cards = len(response["cards"])
@@ -79,9 +79,15 @@ def _missed(service_id: str, hook: str, started: float, stage: str) -> Response:
     return json_response({"cards": []})
 
 
-def _remember_cards(service_id: str, cards: list[dict[str, Any]]) -> None:
+def _remember_cards(service_id: str, cards: list[dict[str, Any]], deadline: float) -> None:
     """Card uuid -> topic, so feedback (which names only the uuid) can be counted per topic."""
     s = state()
+    put_many = getattr(s.evaluator, "put_many", None)
+    if put_many is not None:  # Redis mode: one round trip bounded by the deadline (a hung Redis loses entries)
+        entries = {f"card:{service_id}:{c['uuid']}": c["source"]["topic"]["code"] for c in cards}
+        if not put_many(entries, s.settings.card_index_ttl_s, deadline):
+            g.card_index_lost = True
+        return
     for card in cards:
         topic = card["source"]["topic"]["code"]
         try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from tests.dates import to_today
 from tests.processes import RedisServer, Worker, free_port, redis_server
@@ -60,14 +61,19 @@ class Phase:
 
 
 def hook_bodies(count: int) -> list[dict[str, Any]]:
-    """`count` different patient-view requests (the s02 vignette under different patient ids), so no
-    call is answered from the run-ahead cache."""
+    """`count` different patient-view requests: the s02 vignette (five cards) with its patient renamed
+    everywhere (context, Patient.id, every reference), so no call is answered from the run-ahead cache."""
     request, expect = load("s02")
     body = to_today(request, expect["now"])
+    patient = str(body["context"]["patientId"])
+    text = orjson.dumps(body).decode()
     bodies = []
+    stamp = time.monotonic_ns()
     for i in range(count):
-        b = dict(body)
-        b["context"] = dict(body["context"], patientId=f"fault-{i}-{time.monotonic_ns()}")
+        renamed = text.replace(f'"{patient}"', f'"fault-{stamp}-{i}"').replace(
+            f"Patient/{patient}", f"Patient/fault-{stamp}-{i}"
+        )
+        b = orjson.loads(renamed)
         b["hookInstance"] = f"fault-{i}"
         bodies.append(b)
     return bodies
@@ -82,7 +88,7 @@ class Load:
         self.client_timeout_s = client_timeout_s
         self.lock = threading.Lock()
         self.calls: list[Call] = []
-        self.bodies = iter(hook_bodies(100_000))
+        self.bodies = iter(hook_bodies(5_000))
 
     def _one(self, client: httpx.Client, body: dict[str, Any]) -> None:
         started = time.monotonic()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -88,10 +89,8 @@ def _stop_worker_with_broker(fault: str) -> tuple[float, str]:
             time.sleep(3)  # the worker notices: its reads time out, it starts reconnecting
             started = time.monotonic()
             worker.process.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                pass
             took = time.monotonic() - started
             return took, worker.log.read_text()[-1500:]
         finally:

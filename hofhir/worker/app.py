@@ -66,6 +66,11 @@ def make_celery(redis_url: str | None = None) -> Celery:
             "socket_connect_timeout": 2,
         },
         result_backend_transport_options={"socket_timeout": 2, "socket_connect_timeout": 2},
+        # The Redis result backend's client takes its timeouts from these, not from the transport options
+        # above: Celery's default is a 120 s read timeout, so a result write to a hung Redis held a
+        # worker (and a web call's result wait) for as long as Redis was stopped.
+        redis_socket_timeout=5.0,
+        redis_socket_connect_timeout=2.0,
         result_expires=600,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,

@@ -107,3 +107,42 @@ def test_the_worker_stops_within_the_soft_shutdown_plus_10_s_with_its_broker_hun
 def test_the_worker_stops_within_the_soft_shutdown_plus_10_s_with_its_broker_gone() -> None:
     took, log = _stop_worker_with_broker("gone")
     assert took <= 2 + 10, f"{took:.1f} s\n{log}"
+
+
+def test_a_finished_task_whose_push_was_lost_is_still_read_from_the_result_store() -> None:
+    """The last resort of the result wait: the pub/sub message never came (here: the result was stored
+    without publishing), yet the stored result is read with one bounded GET: path "worker-polled"."""
+    import json
+    import uuid
+
+    import redis
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    from cds_hooks.dispatch import WorkerEvaluator
+    from cds_hooks.settings import Settings
+    from hofhir.knowledge import default_knowledge
+
+    class Unpublished:
+        """A task result whose message was lost: waiting for it times out."""
+
+        def __init__(self) -> None:
+            self.id = str(uuid.uuid4())
+            self.forgotten = False
+
+        def get(self, timeout: float, propagate: bool) -> dict[str, object]:
+            time.sleep(timeout)
+            raise CeleryTimeout("The operation timed out.")
+
+        def forget(self) -> None:
+            self.forgotten = True
+
+    with redis_server() as broker:
+        evaluator = WorkerEvaluator(Settings(redis_url=broker.url, auth=False), default_knowledge(), None)
+        lost, never = Unpublished(), Unpublished()
+        meta = {"status": "SUCCESS", "result": {"hook": "patient-view", "guidance": []}, "task_id": lost.id}
+        redis.Redis.from_url(broker.url).set(f"celery-task-meta-{lost.id}", json.dumps(meta))
+        found, path = evaluator._wait(lost, time.monotonic() + 0.1)
+        missing, _ = evaluator._wait(never, time.monotonic() + 0.1)
+    assert (found, path) == (meta["result"], "worker-polled")
+    assert lost.forgotten, "the stored result is deleted once read"
+    assert missing is None, "a task that did not finish is not invented"

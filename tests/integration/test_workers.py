@@ -86,7 +86,7 @@ def test_redis_mode_evaluates_cheap_requests_inline_and_heavy_ones_on_a_worker(
     monkeypatch.setenv("HOFHIR_WORKER_MIN_RESOURCES", "3")
     heavy = client_for(broker.url).post("/cds-services/hofhir-patient-view", json=body)
     assert heavy.headers["X-Hofhir-Evaluated-By"] == "worker", "at the threshold the request goes to a worker"
-    assert heavy.json["cards"] == cheap.json["cards"] or check(heavy.json, expect) == []
+    assert check(heavy.json, expect) == [], "the same answer whichever path ran"
 
 
 def test_order_sign_after_order_select_reuses_the_work_and_different_inputs_do_not(

@@ -199,6 +199,9 @@ class WorkerEvaluator:
                 body["draftOrders"] = [
                     o for o in inputs.draft_orders if f"{o.get('resourceType')}/{o.get('id')}" in selections
                 ]
+            # The rules also read the drafts beside the selection (clinical 1.1: an NSAID drafted beside a
+            # THA counts when not selected): the whole session is part of the key.
+            body["sessionDrafts"] = inputs.draft_orders
         body["hook"] = family
         body["context"] = {"patientId": inputs.context.get("patientId")}
         digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -143,6 +143,15 @@ def _task_postrun(task_id: str | None = None, task: Any = None, **_: Any) -> Non
 _shutdown_watchdog: list[threading.Thread] = []
 
 
+def _seconds(name: str, default: float) -> float:
+    """A duration from the environment, read when the worker stops (a bad value: the default, as a stop
+    must never fail)."""
+    try:
+        return max(0.0, float(os.environ.get(name, "") or default))
+    except ValueError:
+        return default
+
+
 def _exit_in_time() -> None:
     """A bounded stop: Celery's own shutdown closes the broker connections politely, and with the broker
     hung (SIGSTOP, a partition) or gone each close, restore and reconnect waits on sockets and retries;
@@ -152,7 +161,7 @@ def _exit_in_time() -> None:
     the broker answers the soft shutdown's requeue, else after the visibility timeout)."""
     if _shutdown_watchdog:
         return
-    limit = float(_env_int("HOFHIR_SOFT_SHUTDOWN_S", 25)) + float(_env_int("HOFHIR_SHUTDOWN_GRACE_S", 5))
+    limit = _seconds("HOFHIR_SOFT_SHUTDOWN_S", 25.0) + _seconds("HOFHIR_SHUTDOWN_GRACE_S", 5.0)
 
     def expire() -> None:
         time.sleep(limit)

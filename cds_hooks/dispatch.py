@@ -66,14 +66,15 @@ _publishers: dict[str, Any] = {}
 _publishers_lock = threading.Lock()
 
 
-def publisher(redis_url: str) -> Any:
-    """The Celery app the web tier sends tasks with (one per Redis URL).
+def publisher(settings: Any) -> Any:
+    """The Celery app the web tier sends tasks with (one per Redis URL), given the settings (or the URL).
 
     The web tier only publishes and waits; nothing it does may retry or block for longer than a hook
     call may last: publish retry off, one connection attempt (kombu's `max_retries` 0, which otherwise
     reconnects forever), socket timeouts of a quarter second on the broker and on the result backend
     (whose redis-py client takes them from `redis_socket_timeout`, not from the transport options).
     """
+    redis_url = settings if isinstance(settings, str) else str(settings.redis_url)
     with _publishers_lock:
         if redis_url not in _publishers:
             from hofhir.worker.app import make_celery
@@ -160,7 +161,7 @@ class WorkerEvaluator:
         in_flight = max(1, _setting(settings, "dispatch_threads", "HOFHIR_DISPATCH_THREADS", DEFAULT_MAX_IN_FLIGHT))
         self.broker_down_until = 0.0
         self.warned: dict[str, float] = {}
-        self.celery = publisher(settings.redis_url)
+        self.celery = publisher(settings)
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g
 
 from cds_hooks.errors import HttpError
+from cds_hooks.hook_call import card_key
 from cds_hooks.validation import check_feedback
 from cds_hooks.web import authenticate, json_response, read_json, state
 from hofhir.adapters import metrics
@@ -16,13 +17,13 @@ COUNTS_KEY = "feedback:counts"
 @blueprint.post("/cds-services/<service_id>/feedback")
 def receive(service_id: str) -> Response:
     s = state()
+    authenticate()  # before the lookup: unknown ids answer 401 without a valid token, as the hook calls do
     if service_id not in s.services:
         raise HttpError(404, f"no CDS service {service_id!r}")
     g.service_id = f"{service_id}/feedback"
-    authenticate()
     items = check_feedback(read_json())
     for item in items:
-        topic = s.store.get(f"card:{service_id}:{item['card']}") or "unknown-card"
+        topic = s.store.get(card_key(service_id, item["card"])) or "unknown-card"
         outcome = item["outcome"]
         reason = ""
         if outcome == "overridden":

@@ -29,9 +29,7 @@ def engine(fhir_server: FhirTestServer) -> FhirTestServer:
 
 @pytest.fixture
 def client() -> FlaskClient:
-    return create_app(
-        Settings(auth=False, deadline_ms=5000, fetch_timeout_ms=3000), environ={"HOFHIR_AUTH": "off"}
-    ).test_client()
+    return create_app(Settings(auth=False, deadline_ms=5000, fetch_timeout_ms=3000)).test_client()
 
 
 def request_for(
@@ -130,9 +128,7 @@ def test_a_fhir_server_error_is_412_with_the_reason(engine: FhirTestServer, clie
 
 
 def test_a_slow_fhir_server_ends_in_no_cards_within_the_deadline(engine: FhirTestServer) -> None:
-    client = create_app(
-        Settings(auth=False, deadline_ms=300, fetch_timeout_ms=250), environ={"HOFHIR_AUTH": "off"}
-    ).test_client()
+    client = create_app(Settings(auth=False, deadline_ms=300, fetch_timeout_ms=250)).test_client()
     engine.reset(keep_data=True)
     engine.fault(delay_ms=3000, match="Condition", count=-1)
     try:

@@ -80,8 +80,7 @@ def worker(broker: RedisServer, engine: FhirTestServer) -> Iterator[Worker]:
 
 @pytest.fixture(scope="module")
 def client(broker: RedisServer) -> FlaskClient:
-    env = {"HOFHIR_REDIS_URL": broker.url, "HOFHIR_AUTH": "off"}
-    return create_app(Settings(redis_url=broker.url, auth=False), environ=env).test_client()
+    return create_app(Settings(redis_url=broker.url, auth=False)).test_client()
 
 
 def forget_events(broker: RedisServer) -> None:
@@ -229,10 +228,7 @@ def test_bad_bodies_are_400_with_an_operation_outcome(client: FlaskClient) -> No
 
 
 def test_the_shared_secret_is_checked_when_configured(broker: RedisServer) -> None:
-    env = {"HOFHIR_REDIS_URL": broker.url, "HOFHIR_AUTH": "off"}
-    secured = create_app(
-        Settings(redis_url=broker.url, auth=False, notification_secret="s3cret"), environ=env
-    ).test_client()
+    secured = create_app(Settings(redis_url=broker.url, auth=False, notification_secret="s3cret")).test_client()
     body = (SUBS / "backport-ig" / "Bundle-r4-notification-heartbeat.json").read_bytes()
     assert secured.post("/fhir/notifications", data=body, content_type="application/fhir+json").status_code == 401
     ok = secured.post(
@@ -255,8 +251,8 @@ def test_worker_logs_carry_no_patient_identifier(engine: FhirTestServer, worker:
 def test_embedded_mode_writes_back_without_redis_or_workers(
     engine: FhirTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HOFHIR_FHIR_BASE_URL", engine.base_url)
-    embedded = create_app(Settings(auth=False), environ={"HOFHIR_AUTH": "off"}).test_client()
+    monkeypatch.delenv("HOFHIR_FHIR_BASE_URL", raising=False)  # the settings are passed down, not re-read
+    embedded = create_app(Settings(auth=False, fhir_base_url=engine.base_url)).test_client()
     patient = engine.patient_ids[0]
     observation = patient_observation(patient, "obs-embedded", "1")
     before = writes(engine)

@@ -48,8 +48,7 @@ def worker(broker: RedisServer) -> Iterator[Worker]:
 
 
 def client_for(broker_url: str, deadline_ms: int = 3000) -> FlaskClient:
-    env = {"HOFHIR_REDIS_URL": broker_url, "HOFHIR_AUTH": "off"}
-    return create_app(Settings(redis_url=broker_url, auth=False, deadline_ms=deadline_ms), environ=env).test_client()
+    return create_app(Settings(redis_url=broker_url, auth=False, deadline_ms=deadline_ms)).test_client()
 
 
 def test_a_hook_call_is_evaluated_on_the_worker_and_cached(broker: RedisServer, worker: Worker) -> None:

@@ -33,12 +33,12 @@ def secured(key: ec.EllipticCurvePrivateKey) -> FlaskClient:
     public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
     public |= {"kid": "k1", "alg": "ES384", "use": "sig"}
     env = {"HOFHIR_AUTH": "on", "HOFHIR_AUTH_ISSUERS": json.dumps({ISSUER: {"jwks": {"keys": [public]}}})}
-    return create_app(Settings(auth=True), environ=env).test_client()
+    return create_app(Settings.from_env(env)).test_client()
 
 
 @pytest.fixture(scope="module")
 def open_client() -> FlaskClient:
-    return create_app(Settings(auth=False), environ={"HOFHIR_AUTH": "off"}).test_client()
+    return create_app(Settings(auth=False)).test_client()
 
 
 def token(key: ec.EllipticCurvePrivateKey, aud: str, **claims: Any) -> str:
@@ -144,7 +144,7 @@ def test_bad_requests_get_an_operation_outcome(
 
 
 def test_unknown_service_is_404_and_oversize_is_413() -> None:
-    client = create_app(Settings(auth=False, max_body_bytes=1000), environ={"HOFHIR_AUTH": "off"}).test_client()
+    client = create_app(Settings(auth=False, max_body_bytes=1000)).test_client()
     assert client.post("/cds-services/nope", json={}).status_code == 404
     big = client.post(
         "/cds-services/hofhir-patient-view", data=b"{" + b" " * 5000 + b"}", content_type="application/json"
@@ -233,7 +233,7 @@ def test_spec_feedback_examples_are_accepted(open_client: FlaskClient) -> None:
 def test_openapi_documents_every_route(open_client: FlaskClient) -> None:
     doc = open_client.get("/openapi.json").json
     assert doc["openapi"].startswith("3.")
-    app = create_app(Settings(auth=False), environ={"HOFHIR_AUTH": "off"})
+    app = create_app(Settings(auth=False))
     routes = {
         r.rule.replace("<service_id>", "{id}").replace("<resource_type>", "{type}").replace("<resource_id>", "{id}")
         for r in app.url_map.iter_rules()

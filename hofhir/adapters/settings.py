@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     # --- the worker
     worker_concurrency: int = Field(2, ge=1)
     task_time_limit_s: int = Field(120, ge=1)
-    max_deliveries: int = Field(3, ge=1)
+    max_deliveries: int = Field(3, ge=0)  # 0: every delivery is one too many (tests)
     soft_shutdown_s: int = Field(25, ge=0)
     worker_heartbeat_dir: str = "/tmp/hofhir"  # noqa: S108 - an emptyDir in Kubernetes
     worker_metrics_port: int | None = None

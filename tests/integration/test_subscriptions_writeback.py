@@ -159,16 +159,33 @@ def test_an_r4_rest_hook_put_of_a_resource_leaves_one_risk_assessment(
     assert len(assessments(engine)) == 1
 
 
-def test_the_same_notification_twice_is_one_task(client: FlaskClient, engine: FhirTestServer, worker: Worker) -> None:
+def drained(broker: RedisServer) -> bool:
+    """The broker holds no task: none queued, none delivered and waiting for its ack (a retry included)."""
+    client = redis.Redis.from_url(broker.url)
+    return client.llen("hofhir") == 0 and client.hlen("unacked") == 0
+
+
+def test_the_same_notification_twice_is_one_task(
+    client: FlaskClient, engine: FhirTestServer, worker: Worker, broker: RedisServer
+) -> None:
+    # The sample's patient is not on the engine: its task ends in the dead-letter list (a 404 is final),
+    # which counts the tasks that ran.
     sample = SUBS / "backport-ig" / "Bundle-r4-notification-full-resource.json"
-    first = deliver(client, sample)
+    dead = redis.Redis.from_url(broker.url)
+    dead_before = dead.llen("hofhir:dead-letter")
     before = writes(engine)
+    first = deliver(client, sample)
     second = deliver(client, sample)
     assert first["queued"] == 1
     assert second["queued"] == 0 and second["duplicates"] == 1
-    time.sleep(3)
+    # Wait until the first task has run and nothing is left to run: a duplicate task, had one been
+    # queued, would still be in the broker or would have dead-lettered a second time.
+    assert wait_for(lambda: dead.llen("hofhir:dead-letter") > dead_before and drained(broker)), worker.log.read_text()[
+        -2000:
+    ]
+    assert dead.llen("hofhir:dead-letter") == dead_before + 1, "the duplicate queued no work"
     assert len(assessments(engine)) == 1
-    assert writes(engine) == before, "the duplicate queued no work"
+    assert writes(engine) == before
 
 
 def test_two_notifications_for_one_patient_update_the_one_assessment(

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from flask.testing import FlaskClient
 
 from cds_hooks.app import create_app
-from cds_hooks.cards import response_problems
 from cds_hooks.settings import Settings
+from tests.contract import response_problems
 from tests.dates import to_today
 from tests.vignettes import load, shared_dir
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ast
-import os
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path

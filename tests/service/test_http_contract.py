@@ -63,6 +63,16 @@ def test_every_endpoint_of_the_spec_needs_the_jwt(secured: FlaskClient, key: ec.
     assert ok.status_code == 200
 
 
+def test_unknown_service_ids_answer_401_without_a_token_so_they_cannot_be_enumerated(
+    secured: FlaskClient, key: ec.EllipticCurvePrivateKey
+) -> None:
+    for path in ("/cds-services/nope", "/cds-services/nope/feedback"):
+        assert secured.post(path, json={}).status_code == 401
+        signed = token(key, f"http://localhost{path}")
+        known_to_be_missing = secured.post(path, json={}, headers={"Authorization": f"Bearer {signed}"})
+        assert known_to_be_missing.status_code == 404  # only an authenticated caller learns an id is unknown
+
+
 def test_a_401_says_nothing_about_why(secured: FlaskClient, key: ec.EllipticCurvePrivateKey) -> None:
     wrong_aud = token(key, "http://localhost/cds-services/other")
     response = secured.get("/cds-services", headers={"Authorization": f"Bearer {wrong_aud}"})

@@ -19,6 +19,7 @@ each process holds its own copy of the knowledge base.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,16 @@ control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:
-    """Master start: begin with no metric files, so nothing of an earlier run is counted again."""
+    """Master start: check the settings (one line and exit 2 when wrong, before any worker boots), then
+    begin with no metric files, so nothing of an earlier run is counted again."""
+    from cds_hooks.auth import auth_settings
+    from hofhir.adapters.settings import Settings, SettingsError
+
+    try:
+        auth_settings(Settings.from_env())
+    except ValueError as exc:  # SettingsError included
+        sys.stderr.write(f"hofhir: {SettingsError(exc)}\n")
+        sys.exit(2)
     folder = Path(multiproc_dir)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):

@@ -93,3 +93,32 @@ def _discover(web: Web, token: str) -> int:
         return response.status
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        ({"HOFHIR_DEADLINE_MS": "abc"}, "hofhir: HOFHIR_DEADLINE_MS must be a whole number, not 'abc'"),
+        ({}, "hofhir: JWT authentication is on but no issuer is trusted: set HOFHIR_AUTH_ISSUERS (or HOFHIR_AUTH=off"),
+    ],
+)
+def test_gunicorn_with_a_bad_setting_exits_2_with_one_line_before_any_worker_boots(
+    env: dict[str, str], line: str, tmp_path: Path
+) -> None:
+    full = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "HOFHIR_BIND": f"127.0.0.1:{free_port()}",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    } | env
+    done = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "python:cds_hooks.gunicorn_conf"],
+        cwd=REPO,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    ours = [text for text in done.stderr.splitlines() if "hofhir" in text or "Traceback" in text]
+    assert len(ours) == 1 and ours[0].startswith(line), done.stderr

@@ -217,10 +217,11 @@ class RedisStore:
 
     def increment(self, key: str, ttl_s: int) -> int:
         def run() -> int:
+            # Create the counter with its expiry if absent, then count: INCR keeps the TTL (any Redis version).
             pipe = self.client.pipeline()
+            pipe.set(self.prefix + key, 0, nx=True, ex=max(1, ttl_s))
             pipe.incr(self.prefix + key)
-            pipe.expire(self.prefix + key, max(1, ttl_s), nx=True)
-            return int(pipe.execute()[0])
+            return int(pipe.execute()[1])
 
         return self._call(run)
 

@@ -160,3 +160,18 @@ def test_unreachable_redis_is_a_server_fault_not_a_401() -> None:
 
     with pytest.raises(ReplayStoreUnavailable):
         v.verify(token(str(uuid.uuid4()), time.time() + 60), AUD)
+
+
+def test_the_redis_store_counts_with_an_expiry_from_the_first_increment(
+    client: redis.Redis[bytes], prefix: str
+) -> None:
+    store = RedisStore(client, prefix)
+    assert [store.increment("deliveries:t", 60) for _ in range(3)] == [1, 2, 3]
+    assert 55 <= client.ttl(prefix + "deliveries:t") <= 60
+    assert store.set_if_absent("once", "1", 60) and not store.set_if_absent("once", "1", 60)
+    store.put_many({"a": "1", "b": "2"}, 60, timeout_s=2.0)
+    assert (store.get("a"), store.get("b"), store.get("missing")) == ("1", "2", None)
+    store.push("list", "x")
+    assert store.items("list") == ["x"] and store.length("list") == 1
+    store.incr("counts", "f", 2)
+    assert store.counts("counts") == {"f": 2}

@@ -9,9 +9,15 @@ from cds_hooks.hook_call import card_key
 from cds_hooks.validation import check_feedback
 from cds_hooks.web import authenticate, json_response, read_json, state
 from hofhir.adapters import metrics
+from hofhir.knowledge import Knowledge
 
 blueprint = Blueprint("feedback", __name__)
 COUNTS_KEY = "feedback:counts"
+
+
+def offered_reasons(k: Knowledge) -> frozenset[str]:
+    """The override-reason codes cards can offer (cards.toml [override_reasons])."""
+    return frozenset(str(code) for code in k.cards.get("override_reasons", {}))
 
 
 @blueprint.post("/cds-services/<service_id>/feedback")
@@ -28,7 +34,13 @@ def receive(service_id: str) -> Response:
         reason = ""
         if outcome == "overridden":
             coding = (item.get("overrideReason") or {}).get("reason") or {}
-            reason = str(coding.get("code") or "none") if isinstance(coding, dict) else "none"
+            code = coding.get("code") if isinstance(coding, dict) else None
+            # Only the codes the service offers become label values (and hash fields): a client cannot
+            # grow /metrics or the counts without bound by sending made-up codes.
+            if not code:
+                reason = "none"
+            else:
+                reason = code if isinstance(code, str) and code in offered_reasons(s.knowledge) else "other"
         s.store.incr(COUNTS_KEY, f"{topic}|{outcome}|{reason}")
         metrics.FEEDBACK.labels(topic=topic, outcome=outcome, reason=reason or "-").inc()
     g.cards = len(items)

@@ -224,6 +224,28 @@ def test_feedback_is_counted_per_topic_and_override_reason(open_client: FlaskCli
     assert 'hofhir_feedback_total{outcome="overridden",reason="early_wedge",topic="ho-surgical-readiness"}' in metrics
 
 
+def test_feedback_labels_are_only_the_offered_override_reasons(open_client: FlaskClient) -> None:
+    """Made-up reason codes count as `other`: a client cannot grow /metrics or the counts without bound."""
+    made_up: list[object] = [f"made-up-{i}" for i in range(50)] + [{"not": "a string"}]
+    feedback = {
+        "feedback": [
+            {
+                "card": f"card-{i}",
+                "outcome": "overridden",
+                "outcomeTimestamp": "2026-11-21T20:00:00Z",
+                "overrideReason": {"reason": {"code": code, "system": "http://example.org"}},
+            }
+            for i, code in enumerate(made_up)
+        ]
+    }
+    assert open_client.post("/cds-services/hofhir-order-sign/feedback", json=feedback).status_code == 200
+    metrics = open_client.get("/metrics").data.decode()
+    assert "made-up" not in metrics
+    assert 'reason="other",topic="unknown-card"' in metrics
+    counts = open_client.get("/feedback").json["topics"]["unknown-card"]
+    assert set(counts["overrideReasons"]) <= {"other", "none"} and counts["overrideReasons"]["other"] >= 51
+
+
 def test_bad_feedback_is_400(open_client: FlaskClient) -> None:
     bad = {"feedback": [{"card": "c", "outcome": "maybe", "outcomeTimestamp": "2026-01-01T00:00:00Z"}]}
     response = open_client.post("/cds-services/hofhir-patient-view/feedback", json=bad)

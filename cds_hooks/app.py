@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from cds_hooks import feedback, health, hooks, logs, notifications, pages
 from cds_hooks.auth import AuthError, ReplayStoreUnavailable, auth_settings, build_verifier
@@ -199,7 +199,10 @@ def _install_handlers(app: Flask) -> None:
             405: f"method {request.method} not allowed here",
             413: f"request body over {state().settings.max_body_bytes} bytes",
         }
-        return outcome_response(status, messages.get(status, exc.description or exc.name))
+        response = outcome_response(status, messages.get(status, exc.description or exc.name))
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # RFC 9110: a 405 names what is allowed
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -53,7 +53,12 @@ def read_json() -> Any:
     mimetype = (request.mimetype or "").lower()
     if mimetype not in JSON_TYPES:
         raise HttpError(415, f"Content-Type must be application/json (got {request.mimetype or 'none'})")
-    raw = request.get_data(cache=False)
+    # Read at most the limit ourselves: a chunked body has no Content-Length for werkzeug to refuse, and
+    # werkzeug would cut it at the limit (a 400 for malformed JSON instead of the 413 it deserves).
+    limit = state().settings.max_body_bytes
+    raw = request.stream.read(limit)
+    if len(raw) >= limit and request.stream.read(1):
+        raise HttpError(413, f"request body over {limit} bytes")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

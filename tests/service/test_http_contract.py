@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import uuid
@@ -160,6 +161,24 @@ def test_unknown_service_is_404_and_oversize_is_413() -> None:
         "/cds-services/hofhir-patient-view", data=b"{" + b" " * 5000 + b"}", content_type="application/json"
     )
     assert big.status_code == 413 and big.json["resourceType"] == "OperationOutcome"
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_a_malformed_400() -> None:
+    client = create_app(Settings(auth=False, max_body_bytes=1000)).test_client()
+    body = b"{" + b" " * 5000 + b"}"
+    response = client.post(
+        "/cds-services/hofhir-patient-view",
+        input_stream=io.BytesIO(body),
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        environ_overrides={"wsgi.input_terminated": True},  # what gunicorn and the dev server set for chunked
+    )
+    assert response.status_code == 413 and "1000 bytes" in response.json["issue"][0]["diagnostics"]
+
+
+def test_a_405_names_the_allowed_methods(open_client: FlaskClient) -> None:
+    response = open_client.get("/cds-services/hofhir-patient-view")
+    assert response.status_code == 405
+    assert "POST" in response.headers["Allow"] and response.json["resourceType"] == "OperationOutcome"
 
 
 def test_missing_prefetch_without_fhir_server_is_412(open_client: FlaskClient) -> None:

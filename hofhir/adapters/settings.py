@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     knowledge: str | None = None  # a folder with an edited copy of the knowledge files
     log_level: str = "INFO"
 
+    # --- gunicorn (cds_hooks/gunicorn_conf.py): a container listens on all its interfaces
+    bind: str = "0.0.0.0:8080"
+    web_workers: int = Field(2, ge=1)
+    web_threads: int = Field(4, ge=1)
+    web_timeout: int = Field(30, ge=1)
+    web_graceful_timeout: int = Field(20, ge=0)
+    web_keepalive: int = Field(75, ge=0)
+    web_max_requests: int = Field(0, ge=0)
+
     # --- authentication of CDS clients (checked further when the web service builds its verifier)
     auth: bool = True
     auth_issuers: Annotated[dict[str, Any], NoDecode] = Field(default_factory=dict)

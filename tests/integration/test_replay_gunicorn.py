@@ -103,6 +103,7 @@ def _discover(web: Web, token: str) -> int:
     ("env", "line"),
     [
         ({"HOFHIR_DEADLINE_MS": "abc"}, "hofhir: HOFHIR_DEADLINE_MS must be a whole number, not 'abc'"),
+        ({"HOFHIR_WEB_WORKERS": "two"}, "hofhir: HOFHIR_WEB_WORKERS must be a whole number, not 'two'"),
         ({}, "hofhir: JWT authentication is on but no issuer is trusted: set HOFHIR_AUTH_ISSUERS (or HOFHIR_AUTH=off"),
     ],
 )

@@ -101,7 +101,10 @@ def _replay_store(settings: Settings, store: Store) -> OnceStore:
     if settings.redis_url:
         return store
     path = settings.replay_db or str(Path(tempfile.gettempdir()) / f"hofhir-replay-{os.getuid()}.sqlite")
-    return HostOnceStore(path)
+    try:
+        return HostOnceStore(path)
+    except StoreUnavailable as exc:
+        raise SettingsError(f"HOFHIR_REPLAY_DB: {exc} (set it to a writable file, or use HOFHIR_REDIS_URL)") from None
 
 
 def warm_up(k: Knowledge) -> None:

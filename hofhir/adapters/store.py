@@ -266,17 +266,17 @@ class HostOnceStore:
 
     def __init__(self, path: str | Path, busy_timeout_s: float = 0.25, clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self._lock = threading.Lock()
         self._writes = 0
-        self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS once (key TEXT PRIMARY KEY, value TEXT, expires REAL)")
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"{self.path}: {exc}") from exc
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
 
     def set_if_absent(self, key: str, value: str, ttl_s: int) -> bool:
         now = self._clock()

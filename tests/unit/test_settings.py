@@ -138,6 +138,14 @@ def test_create_app_refuses_auth_on_without_an_issuer_in_one_line() -> None:
         create_app(Settings.from_env({}))
 
 
+def test_an_unwritable_replay_file_is_one_line(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    env = {"HOFHIR_AUTH_ISSUERS": ISSUERS, "HOFHIR_REPLAY_DB": str(blocked / "replay.sqlite")}
+    with pytest.raises(SettingsError, match=r"^HOFHIR_REPLAY_DB: cannot open .*writable file"):
+        create_app(Settings.from_env(env))
+
+
 def test_the_readme_lists_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [env_name(f) for f in Settings.model_fields if env_name(f) not in readme]

@@ -18,7 +18,7 @@ from celery.exceptions import TimeoutError as ResultTimeout
 
 from hofhir.adapters.settings import Settings
 from hofhir.adapters.store import Store
-from hofhir.clinical.evaluate import Evaluation, evaluate, relevant_drafts
+from hofhir.clinical.evaluate import Evaluation, active_drafts, evaluate, relevant_drafts
 from hofhir.fhir.read import ClinicalInput
 from hofhir.knowledge import Knowledge
 
@@ -108,7 +108,11 @@ class WorkerEvaluator:
         family = "chart" if inputs.hook in ("patient-view", "encounter-start") else inputs.hook
         if inputs.hook in ("order-select", "order-sign"):
             family = "orders"
+            # What the order rules read: the drafts they judge, and the whole session beside them (an NSAID
+            # drafted beside a THA counts even when not selected). order-sign after an order-select of
+            # every draft has the same key.
             body["draftOrders"] = relevant_drafts(inputs)
+            body["sessionDrafts"] = active_drafts(inputs)
         body["hook"] = family
         body["context"] = {"patientId": inputs.context.get("patientId")}
         digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()

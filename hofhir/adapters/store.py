@@ -204,7 +204,12 @@ class RedisStore:
                 with self._pending_lock:
                     self._pending -= 1
 
-        future: Future[None] = executor.submit(write)
+        try:
+            future: Future[None] = executor.submit(write)
+        except RuntimeError as exc:  # the interpreter is shutting down
+            with self._pending_lock:
+                self._pending -= 1
+            raise StoreUnavailable(f"Redis: {exc}") from exc
         try:
             future.result(timeout=max(0.0, timeout_s))
         except FutureTimeout:

@@ -307,5 +307,6 @@ class HostOnceStore:
         return int(row[0])
 
 
-def open_store(redis_url: str | None) -> Store:
-    return RedisStore.from_url(redis_url) if redis_url else MemoryStore()
+def open_store(redis_url: str | None, timeout_s: float = 0.5) -> Store:
+    """Redis when configured (each call waits at most `timeout_s`), else the embedded bounded cache."""
+    return RedisStore.from_url(redis_url, timeout_s=timeout_s) if redis_url else MemoryStore()

@@ -175,6 +175,25 @@ def test_a_chunked_body_over_the_limit_is_413_not_a_malformed_400() -> None:
     assert response.status_code == 413 and "1000 bytes" in response.json["issue"][0]["diagnostics"]
 
 
+class Trickle(io.BytesIO):
+    """A chunked body as a server hands it over: a few bytes per read."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        return super().read(7 if size is None or size < 0 else min(size, 7))
+
+
+def test_a_chunked_body_read_in_pieces_is_read_whole(open_client: FlaskClient) -> None:
+    body = json.dumps(vignette("s01")).encode()
+    response = open_client.post(
+        "/cds-services/hofhir-patient-view",
+        input_stream=Trickle(body),
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 200, response.json
+    assert response.json["cards"]
+
+
 def test_a_405_names_the_allowed_methods(open_client: FlaskClient) -> None:
     response = open_client.get("/cds-services/hofhir-patient-view")
     assert response.status_code == 405

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import jwt
@@ -29,6 +29,7 @@ from cds_hooks.auth import (
     replay_key,
 )
 from hofhir.adapters.store import RedisStore
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -59,15 +60,6 @@ def prefix(client: redis.Redis[bytes]) -> Iterator[str]:
 def token(jti: str, exp: float) -> str:
     claims: dict[str, Any] = {"iss": ISS, "aud": AUD, "iat": int(time.time()), "exp": int(exp), "jti": jti}
     return jwt.encode(claims, KEY, algorithm="ES384", headers={"kid": "k1"})
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def redis_verifier(client: redis.Redis[bytes], prefix: str) -> Verifier:

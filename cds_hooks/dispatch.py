@@ -27,7 +27,9 @@ from typing import Any, Protocol
 import orjson
 
 from hofhir.adapters import metrics
-from hofhir.clinical.evaluate import Evaluation, evaluate
+from hofhir.adapters.settings import Settings
+from hofhir.adapters.store import Store
+from hofhir.clinical.evaluate import Evaluation, active_drafts, evaluate, relevant_drafts
 from hofhir.fhir.read import ClinicalInput
 from hofhir.knowledge import Knowledge
 
@@ -66,20 +68,20 @@ _publishers: dict[str, Any] = {}
 _publishers_lock = threading.Lock()
 
 
-def publisher(settings: Any) -> Any:
-    """The Celery app the web tier sends tasks with (one per Redis URL), given the settings (or the URL).
+def publisher(settings: Settings) -> Any:
+    """The Celery app the web tier sends tasks with (one per Redis URL).
 
     The web tier only publishes and waits; nothing it does may retry or block for longer than a hook
     call may last: publish retry off, one connection attempt (kombu's `max_retries` 0, which otherwise
     reconnects forever), socket timeouts of a quarter second on the broker and on the result backend
     (whose redis-py client takes them from `redis_socket_timeout`, not from the transport options).
     """
-    redis_url = settings if isinstance(settings, str) else str(settings.redis_url)
+    redis_url = str(settings.redis_url)
     with _publishers_lock:
         if redis_url not in _publishers:
             from hofhir.worker.app import make_celery
 
-            app = make_celery(redis_url)
+            app = make_celery(settings)
             app.conf.broker_connection_timeout = 0.25
             app.conf.broker_connection_retry = False
             app.conf.task_publish_retry = False
@@ -150,7 +152,7 @@ class WorkerEvaluator:
       cost still fits in the deadline, never later than the deadline.
     """
 
-    def __init__(self, settings: Any, knowledge: Knowledge, store: Any) -> None:
+    def __init__(self, settings: Settings, knowledge: Knowledge, store: Store | None) -> None:
         self.settings = settings
         self.knowledge = knowledge
         self.store = store  # kept for callers; the cache goes through `self.probe`, whose timeouts we set
@@ -170,7 +172,7 @@ class WorkerEvaluator:
         # but the TCP handshake (which the kernel answers for a stopped process), never a read.
         handshake: dict[str, Any] = {"driver_info": None}  # no CLIENT SETINFO (not in the typeshed stubs)
         self.probe = redis.Redis.from_url(
-            settings.redis_url,
+            str(settings.redis_url),
             socket_timeout=0.25,
             socket_connect_timeout=0.25,
             retry=Retry(NoBackoff(), 0),
@@ -195,14 +197,11 @@ class WorkerEvaluator:
         family = "chart" if inputs.hook in ("patient-view", "encounter-start") else inputs.hook
         if inputs.hook in ("order-select", "order-sign"):
             family = "orders"
-            selections = set(inputs.context.get("selections") or [])
-            if inputs.hook == "order-select" and selections:
-                body["draftOrders"] = [
-                    o for o in inputs.draft_orders if f"{o.get('resourceType')}/{o.get('id')}" in selections
-                ]
-            # The rules also read the drafts beside the selection (clinical 1.1: an NSAID drafted beside a
-            # THA counts when not selected): the whole session is part of the key.
-            body["sessionDrafts"] = inputs.draft_orders
+            # What the order rules read: the drafts they judge, and the whole session beside them (an NSAID
+            # drafted beside a THA counts even when not selected). order-sign after an order-select of
+            # every draft has the same key.
+            body["draftOrders"] = relevant_drafts(inputs)
+            body["sessionDrafts"] = active_drafts(inputs)
         body["hook"] = family
         body["context"] = {"patientId": inputs.context.get("patientId")}
         digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -240,25 +239,6 @@ class WorkerEvaluator:
 
     def _redis(self, deadline: float, *command: Any) -> Any:
         return self._commands(deadline, [command])[0]
-
-    def put_many(self, items: dict[str, str], ttl_s: int, deadline: float) -> bool:
-        """Store keys (under the Store's prefix) in one round trip that waits at most until `deadline`;
-        False when Redis did not take them in time, or is known to be down. Used for the card index, so
-        a hung Redis loses index entries, never the answer's deadline."""
-        if not items:
-            return True
-        if time.monotonic() < self.broker_down_until:
-            return False
-        commands = [("SET", self.key_prefix + k, v, "EX", max(1, ttl_s)) for k, v in items.items()]
-        budget = deadline - time.monotonic()
-        try:
-            self._commands(deadline, commands)
-        except Exception as exc:
-            # refused, or no answer in a time a healthy Redis answers in (not merely no time left)
-            if budget >= 0.02:
-                self._broker_down(exc)
-            return False
-        return True
 
     # -- the hook call ------------------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -119,18 +118,10 @@ class InlineEvaluator:
         return Outcome(evaluate(inputs, now, self.knowledge), "inline")
 
 
-def _setting(settings: Any, name: str, env: str, default: int) -> int:
-    """A dispatch setting: the Settings field when it has one, else the HOFHIR_* variable, else the default."""
+def _setting(settings: Any, name: str, default: int) -> int:
+    """A dispatch setting from the one Settings (a default for settings objects without the field)."""
     value = getattr(settings, name, None)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raw = os.environ.get(env, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{env} must be a whole number (got {raw!r})") from exc
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def request_size(inputs: ClinicalInput) -> int:
@@ -156,11 +147,9 @@ class WorkerEvaluator:
         self.settings = settings
         self.knowledge = knowledge
         self.store = store  # kept for callers; the cache goes through `self.probe`, whose timeouts we set
-        self.cache_ttl_s = _setting(settings, "run_ahead_ttl_s", "HOFHIR_RUN_AHEAD_TTL_S", 120)
-        self.min_resources = _setting(
-            settings, "worker_min_resources", "HOFHIR_WORKER_MIN_RESOURCES", DEFAULT_WORKER_MIN_RESOURCES
-        )
-        in_flight = max(1, _setting(settings, "dispatch_threads", "HOFHIR_DISPATCH_THREADS", DEFAULT_MAX_IN_FLIGHT))
+        self.cache_ttl_s = _setting(settings, "run_ahead_ttl_s", 120)
+        self.min_resources = _setting(settings, "worker_min_resources", DEFAULT_WORKER_MIN_RESOURCES)
+        in_flight = max(1, _setting(settings, "dispatch_threads", DEFAULT_MAX_IN_FLIGHT))
         self.broker_down_until = 0.0
         self.warned: dict[str, float] = {}
         self.celery = publisher(settings)

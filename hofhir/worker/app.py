@@ -1,9 +1,10 @@
 """The Celery app: Redis broker and result backend, settings chosen on purpose, heartbeat files, probes.
 
-Settings (environment): HOFHIR_REDIS_URL (broker and results), or HOFHIR_BROKER_URL and
-HOFHIR_RESULT_BACKEND separately; HOFHIR_WORKER_HEARTBEAT_DIR (default /tmp/hofhir);
-HOFHIR_TASK_TIME_LIMIT_S (default 120); HOFHIR_MAX_DELIVERIES (default 3);
-HOFHIR_SOFT_SHUTDOWN_S (default 25: below Kubernetes' 30 s grace).
+Configured from the one `Settings` (HOFHIR_REDIS_URL, or HOFHIR_BROKER_URL and HOFHIR_RESULT_BACKEND;
+HOFHIR_WORKER_HEARTBEAT_DIR, HOFHIR_TASK_TIME_LIMIT_S, HOFHIR_MAX_DELIVERIES, HOFHIR_SOFT_SHUTDOWN_S…), parsed
+once by the entrypoint that runs tasks (`hofhir worker`, or the web service in the embedded mode) and handed
+to :func:`configure`; the tasks read it from :func:`context`. HOFHIR_SHUTDOWN_GRACE_S (default 5): how much
+longer than the soft shutdown a stopping worker may take to close its connections before it exits anyway.
 
 Two queues: `hofhir` (hook evaluations: CPU-bound, run on a prefork pool of processes) and
 `hofhir-writeback` (Subscription write-back: I/O-bound, waiting on the FHIR server, so many run at once
@@ -17,39 +18,73 @@ is bounded by the FHIR client's timeout per attempt, HOFHIR_FHIR_TIMEOUT_S, and 
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
+import sys
 import threading
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 from celery import Celery, bootsteps, signals
 
+from hofhir.adapters.settings import Settings
+from hofhir.adapters.store import RedisStore, Store
+from hofhir.knowledge import Knowledge, knowledge_at
+
 QUEUE = "hofhir"
 WRITEBACK_QUEUE = "hofhir-writeback"
-ROLES = ("all", "evaluate", "writeback")
 DEAD_LETTER_KEY = "dead-letter"
 
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, str(default)))
-    except ValueError:
-        return default
+@dataclass(frozen=True)
+class WorkerContext:
+    """What the tasks run with: the settings, the one store of this process (None: no Redis, no state
+    kept between tasks) and the knowledge base."""
+
+    settings: Settings
+    store: Store | None
+    knowledge: Knowledge
+
+
+_context: WorkerContext | None = None
+
+
+def context() -> WorkerContext:
+    if _context is None:
+        raise RuntimeError("tasks run only after configure(settings): `hofhir worker`, or the web service")
+    return _context
+
+
+def configure(settings: Settings, store: Store | None = None, knowledge: Knowledge | None = None) -> WorkerContext:
+    """Called once by the entrypoint that runs tasks, before any task runs (pool children inherit it)."""
+    global _context
+    if store is None and settings.broker and settings.broker.startswith("redis"):
+        store = RedisStore.from_url(settings.broker, timeout_s=2.0)
+    _context = WorkerContext(settings, store, knowledge or knowledge_at(settings.knowledge))
+    _configure_celery(celery_app, settings)
+    return _context
 
 
 def heartbeat_dir() -> Path:
-    return Path(os.environ.get("HOFHIR_WORKER_HEARTBEAT_DIR", "/tmp/hofhir"))  # noqa: S108 - an emptyDir in k8s
+    return Path(context().settings.worker_heartbeat_dir)
 
 
-def make_celery(redis_url: str | None = None) -> Celery:
-    """The Celery app; the web tier makes one per configured Redis, the worker uses `celery_app`."""
-    redis_url = redis_url or os.environ.get("HOFHIR_REDIS_URL") or None
-    broker = os.environ.get("HOFHIR_BROKER_URL") or redis_url
-    backend = os.environ.get("HOFHIR_RESULT_BACKEND") or redis_url
-    time_limit = _env_int("HOFHIR_TASK_TIME_LIMIT_S", 120)
-    app = Celery("hofhir", broker=broker, backend=backend, include=["hofhir.worker.tasks"])
+def make_celery(settings: Settings) -> Celery:
+    """A configured Celery app; the web tier makes one per configured Redis, the worker uses `celery_app`."""
+    app = Celery("hofhir", include=["hofhir.worker.tasks"])
+    _configure_celery(app, settings)
+    return app
+
+
+def _configure_celery(app: Celery, settings: Settings) -> None:
+    time_limit = settings.task_time_limit_s
     app.conf.update(
+        broker_url=settings.broker,
+        result_backend=settings.backend,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -76,6 +111,11 @@ def make_celery(redis_url: str | None = None) -> Celery:
             "socket_connect_timeout": 2,
         },
         result_backend_transport_options={"socket_timeout": 2, "socket_connect_timeout": 2},
+        # The Redis result backend's client takes its timeouts from these, not from the transport options
+        # above: Celery's default is a 120 s read timeout, so a result write to a hung Redis held a
+        # worker (and a web call's result wait) for as long as Redis was stopped.
+        redis_socket_timeout=5.0,
+        redis_socket_connect_timeout=2.0,
         result_expires=600,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
@@ -83,13 +123,12 @@ def make_celery(redis_url: str | None = None) -> Celery:
         worker_send_task_events=False,
         # SIGTERM (remapped to SIGQUIT by `hofhir worker`) starts a soft shutdown: running tasks get this
         # long to finish, then the worker stops cold and the unfinished tasks go back to the queue.
-        worker_soft_shutdown_timeout=float(_env_int("HOFHIR_SOFT_SHUTDOWN_S", 25)),
+        worker_soft_shutdown_timeout=float(settings.soft_shutdown_s),
         worker_enable_soft_shutdown_on_idle=True,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,
     )
     app.steps["worker"].add(Heartbeat)
-    return app
 
 
 class Heartbeat(bootsteps.StartStopStep):
@@ -124,6 +163,7 @@ def _ready(**_: Any) -> None:
     folder = heartbeat_dir()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ready").write_text(str(time.time()))
+    _arm_stop_signals()
 
 
 _task_started: dict[str, float] = {}
@@ -142,6 +182,75 @@ def _task_postrun(task_id: str | None = None, task: Any = None, **_: Any) -> Non
         from hofhir.adapters import metrics
 
         metrics.TASK_DURATION.labels(task=str(task.name)).observe(time.perf_counter() - started)
+
+
+_shutdown_watchdog: list[threading.Thread] = []
+
+
+def _seconds(name: str, default: float) -> float:
+    """A duration from the environment, read when the worker stops (a bad value: the default, as a stop
+    must never fail)."""
+    try:
+        return max(0.0, float(os.environ.get(name, "") or default))
+    except ValueError:
+        return default
+
+
+def _exit_in_time() -> None:
+    """A bounded stop: Celery's own shutdown closes the broker connections politely, and with the broker
+    hung (SIGSTOP, a partition) or gone each close, restore and reconnect waits on sockets and retries;
+    a worker was still alive 85 s after SIGTERM. From the first stop signal the worker gets the soft
+    shutdown time plus HOFHIR_SHUTDOWN_GRACE_S; then its pool children are killed and it exits (code 1).
+    Nothing is lost: tasks are acknowledged late, so an unfinished one is delivered again (at once when
+    the broker answers the soft shutdown's requeue, else after the visibility timeout)."""
+    if _shutdown_watchdog:
+        return
+    limit = _seconds("HOFHIR_SOFT_SHUTDOWN_S", 25.0) + _seconds("HOFHIR_SHUTDOWN_GRACE_S", 5.0)
+
+    def expire() -> None:
+        time.sleep(limit)
+        import logging
+        import signal
+
+        from billiard.process import active_children  # type: ignore[import-untyped]
+
+        logging.getLogger("hofhir.worker").error("shutdown took over %.0f s (broker unreachable?): exiting", limit)
+        for child in active_children():
+            if child.pid:
+                with contextlib.suppress(OSError):
+                    os.kill(child.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):  # the probes must not see a worker that is gone as alive
+            for name in ("ready", "alive"):
+                (heartbeat_dir() / name).unlink(missing_ok=True)
+        os._exit(1)
+
+    watchdog = threading.Thread(target=expire, name="hofhir-shutdown-watchdog", daemon=True)
+    _shutdown_watchdog.append(watchdog)
+    watchdog.start()
+
+
+@signals.worker_shutting_down.connect
+def _on_shutting_down(**_: Any) -> None:
+    _exit_in_time()
+
+
+def _arm_stop_signals() -> None:
+    """Start the shutdown watchdog on the stop signal itself: Celery announces `worker_shutting_down` only
+    when the soft shutdown is over, and its handlers may be replaced while it stops."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+            _exit_in_time()
+            previous(signum, frame)
+
+        signal.signal(sig, handler)
 
 
 @signals.worker_process_shutdown.connect
@@ -163,24 +272,30 @@ def quiet_phi_logging() -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
+@signals.worker_process_init.connect
+def _freeze_after_warm_up(**_: Any) -> None:
+    """A pool child starts from the warmed-up parent: move what it inherited out of the collector's way,
+    so full collections do not walk the knowledge base and model classes in the middle of a task."""
+    gc.collect()
+    gc.freeze()
+
+
 quiet_phi_logging()
-celery_app = make_celery()
+celery_app = Celery("hofhir", include=["hofhir.worker.tasks"])
 _lock = threading.Lock()
 
 
-def run_worker(extra: list[str]) -> int:
+def run_worker(settings: Settings, extra: list[str]) -> int:
     """`hofhir worker`: a Celery worker on the hofhir queue (needs HOFHIR_REDIS_URL)."""
-    if not celery_app.conf.broker_url:
-        import sys
-
+    if not settings.broker:
         sys.stderr.write(
             "hofhir worker: set HOFHIR_REDIS_URL (or HOFHIR_BROKER_URL); the embedded mode needs no worker\n"
         )
         return 2
+    configure(settings)
     # Kubernetes and most supervisors stop with SIGTERM; Celery's soft shutdown listens on SIGQUIT.
     os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
-    metrics_port = os.environ.get("HOFHIR_WORKER_METRICS_PORT")
-    if metrics_port:
+    if settings.worker_metrics_port:
         # Task metrics are counted in the pool's child processes: collect them through files, served here.
         folder = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/hofhir-worker-metrics"))  # noqa: S108
         folder.mkdir(parents=True, exist_ok=True)
@@ -188,27 +303,41 @@ def run_worker(extra: list[str]) -> int:
             stale.unlink()
         from hofhir.adapters import metrics
 
-        metrics.start_metrics_server(int(metrics_port))
-    argv = ["worker", *_role_options(os.environ.get("HOFHIR_WORKER_ROLE", "all")), *extra]
+        metrics.start_metrics_server(settings.worker_metrics_port)
+    argv = ["worker", *_role_options(settings), *extra]
+    _warm_up(context().knowledge)
     celery_app.worker_main(argv)
     return 0
 
 
-def _role_options(role: str) -> list[str]:
-    """The queues, pool and concurrency of a worker role (HOFHIR_WORKER_ROLE)."""
-    if role not in ROLES:
-        raise SystemExit(f"hofhir worker: HOFHIR_WORKER_ROLE must be one of {', '.join(ROLES)}, not {role!r}")
-    level = ["--loglevel", os.environ.get("HOFHIR_LOG_LEVEL", "INFO")]
-    if role == "writeback":
-        threads = os.environ.get("HOFHIR_WRITEBACK_CONCURRENCY", "16")
+def _role_options(settings: Settings) -> list[str]:
+    """The queues, pool and concurrency of the worker's role (HOFHIR_WORKER_ROLE)."""
+    level = ["--loglevel", settings.log_level]
+    if settings.worker_role == "writeback":
+        threads = str(settings.writeback_concurrency)
         return ["-Q", WRITEBACK_QUEUE, "--pool", "threads", "--concurrency", threads, *level]
-    queues = QUEUE if role == "evaluate" else f"{QUEUE},{WRITEBACK_QUEUE}"
-    return ["-Q", queues, "--concurrency", os.environ.get("HOFHIR_WORKER_CONCURRENCY", "2"), *level]
+    queues = QUEUE if settings.worker_role == "evaluate" else f"{QUEUE},{WRITEBACK_QUEUE}"
+    return ["-Q", queues, "--concurrency", str(settings.worker_concurrency), *level]
 
 
-def probe(ready: bool = False, max_age: float = 60.0) -> int:
+def _warm_up(k: Knowledge) -> None:
+    """Load the evaluation's code and model classes once in the parent, then freeze what is there, so
+    pool children share it and the collector leaves it alone."""
+    from hofhir.clinical.evaluate import evaluate
+    from hofhir.fhir.read import from_resources
+
+    patient = {"resourceType": "Patient", "id": "warm-up", "gender": "male", "birthDate": "1980-01-01"}
+    evaluate(from_resources([patient], k.terminology, "patient-view", "warm-up"), datetime(2026, 2, 1, tzinfo=UTC), k)
+    from hofhir.fhir.build import templates
+
+    templates(k.parameters["regimens"])  # the suggested orders, validated once before the pool forks
+    gc.collect()
+    gc.freeze()
+
+
+def probe(settings: Settings, ready: bool = False, max_age: float = 60.0) -> int:
     """Exit code for a Kubernetes exec probe: 0 when the heartbeat is fresh (and the worker ready)."""
-    folder = heartbeat_dir()
+    folder = Path(settings.worker_heartbeat_dir)
     alive = folder / "alive"
     try:
         age = time.time() - alive.stat().st_mtime

@@ -81,8 +81,7 @@ def worker(broker: RedisServer, engine: FhirTestServer) -> Iterator[Worker]:
 
 @pytest.fixture(scope="module")
 def client(broker: RedisServer) -> FlaskClient:
-    env = {"HOFHIR_REDIS_URL": broker.url, "HOFHIR_AUTH": "off"}
-    return create_app(Settings(redis_url=broker.url, auth=False), environ=env).test_client()
+    return create_app(Settings(redis_url=broker.url, auth=False)).test_client()
 
 
 def forget_events(broker: RedisServer) -> None:
@@ -177,17 +176,34 @@ def test_an_r4_rest_hook_put_of_a_resource_leaves_one_risk_assessment(
     assert len(assessments(engine)) == 1
 
 
-def test_the_same_notification_twice_is_one_task(client: FlaskClient, engine: FhirTestServer, worker: Worker) -> None:
+def drained(broker: RedisServer) -> bool:
+    """The broker holds no task: none queued, none delivered and waiting for its ack (a retry included)."""
+    client = redis.Redis.from_url(broker.url)
+    queued = client.llen("hofhir") + client.llen("hofhir-writeback")  # write-back tasks have their own queue
+    return queued == 0 and client.hlen("unacked") == 0
+
+
+def test_the_same_notification_twice_is_one_task(
+    client: FlaskClient, engine: FhirTestServer, worker: Worker, broker: RedisServer
+) -> None:
+    # The sample's patient is not on the engine: its task ends in the dead-letter list (a 404 is final),
+    # which counts the tasks that ran.
     sample = SUBS / "backport-ig" / "Bundle-r4-notification-full-resource.json"
-    before = done(worker)
+    dead = redis.Redis.from_url(broker.url)
+    dead_before = dead.llen("hofhir:dead-letter")
+    before = writes(engine)
     first = deliver(client, sample)
-    assert wait_for(lambda: done(worker) > before), worker.log.read_text()[-2000:]
     second = deliver(client, sample)
     assert first["queued"] == 1
     assert second["queued"] == 0 and second["duplicates"] == 1
-    time.sleep(3)
+    # Wait until the first task has run and nothing is left to run: a duplicate task, had one been
+    # queued, would still be in the broker or would have dead-lettered a second time.
+    assert wait_for(lambda: dead.llen("hofhir:dead-letter") > dead_before and drained(broker)), worker.log.read_text()[
+        -2000:
+    ]
+    assert dead.llen("hofhir:dead-letter") == dead_before + 1, "the duplicate queued no work"
     assert len(assessments(engine)) == 1
-    assert done(worker) == before + 1, "the duplicate queued no work"
+    assert writes(engine) == before
 
 
 def test_two_notifications_for_one_patient_update_the_one_assessment(
@@ -247,10 +263,7 @@ def test_bad_bodies_are_400_with_an_operation_outcome(client: FlaskClient) -> No
 
 
 def test_the_shared_secret_is_checked_when_configured(broker: RedisServer) -> None:
-    env = {"HOFHIR_REDIS_URL": broker.url, "HOFHIR_AUTH": "off"}
-    secured = create_app(
-        Settings(redis_url=broker.url, auth=False, notification_secret="s3cret"), environ=env
-    ).test_client()
+    secured = create_app(Settings(redis_url=broker.url, auth=False, notification_secret="s3cret")).test_client()
     body = (SUBS / "backport-ig" / "Bundle-r4-notification-heartbeat.json").read_bytes()
     assert secured.post("/fhir/notifications", data=body, content_type="application/fhir+json").status_code == 401
     ok = secured.post(
@@ -273,8 +286,8 @@ def test_worker_logs_carry_no_patient_identifier(engine: FhirTestServer, worker:
 def test_embedded_mode_writes_back_without_redis_or_workers(
     engine: FhirTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HOFHIR_FHIR_BASE_URL", engine.base_url)
-    embedded = create_app(Settings(auth=False), environ={"HOFHIR_AUTH": "off"}).test_client()
+    monkeypatch.delenv("HOFHIR_FHIR_BASE_URL", raising=False)  # the settings are passed down, not re-read
+    embedded = create_app(Settings(auth=False, fhir_base_url=engine.base_url)).test_client()
     patient = engine.patient_ids[0]
     observation = patient_observation(patient, "obs-embedded", "1")
     before = done_here()
@@ -325,7 +338,7 @@ def test_an_assessment_changed_on_the_server_is_written_again_in_place(
 
 
 def test_a_writeback_worker_on_threads_writes_one_assessment_however_many_tasks_race(
-    engine: FhirTestServer, monkeypatch: pytest.MonkeyPatch
+    engine: FhirTestServer,
 ) -> None:
     """HOFHIR_WORKER_ROLE=writeback: the write-back queue on a pool of threads. Ten tasks about a patient
     with no assessment yet run at once; the conditional create leaves exactly one."""
@@ -363,8 +376,7 @@ def test_a_writeback_worker_on_threads_writes_one_assessment_however_many_tasks_
         threads = Worker(env, "threads", pool=None)
         try:
             threads.wait_ready()
-            monkeypatch.setenv("HOFHIR_REDIS_URL", own.url)
-            celery = make_celery()
+            celery = make_celery(Settings.from_env({"HOFHIR_REDIS_URL": own.url}))
             for _ in range(10):
                 celery.send_task("hofhir.assess_patient", args=[patient, {"focus": f"Patient/{patient}"}])
             assert wait_for(lambda: done(threads) >= 10, 40), threads.log.read_text()[-3000:]

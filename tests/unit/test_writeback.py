@@ -40,15 +40,19 @@ def test_what_changes_on_every_write_is_not_meaning() -> None:
     assert meaning(stored) != meaning({**again, "status": "amended"})
 
 
-def test_write_back_tasks_have_their_own_queue_and_a_threads_role(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_back_tasks_have_their_own_queue_and_a_threads_role() -> None:
+    from hofhir.adapters.settings import Settings, SettingsError
     from hofhir.worker.app import QUEUE, WRITEBACK_QUEUE, _role_options, make_celery
 
-    routes = make_celery("redis://127.0.0.1:1/0").conf.task_routes
+    def role(**env: str) -> list[str]:
+        return _role_options(Settings.from_env({"HOFHIR_REDIS_URL": "redis://127.0.0.1:1/0", **env}))
+
+    routes = make_celery(Settings.from_env({"HOFHIR_REDIS_URL": "redis://127.0.0.1:1/0"})).conf.task_routes
     assert routes["hofhir.assess_patient"] == {"queue": WRITEBACK_QUEUE}
-    monkeypatch.setenv("HOFHIR_WRITEBACK_CONCURRENCY", "24")
-    writeback = _role_options("writeback")
+    writeback = role(HOFHIR_WORKER_ROLE="writeback", HOFHIR_WRITEBACK_CONCURRENCY="24")
     assert writeback[:6] == ["-Q", WRITEBACK_QUEUE, "--pool", "threads", "--concurrency", "24"]
-    assert _role_options("evaluate")[:2] == ["-Q", QUEUE] and "threads" not in _role_options("evaluate")
-    assert _role_options("all")[:2] == ["-Q", f"{QUEUE},{WRITEBACK_QUEUE}"]
-    with pytest.raises(SystemExit):
-        _role_options("everything")
+    evaluate = role(HOFHIR_WORKER_ROLE="evaluate")
+    assert evaluate[:2] == ["-Q", QUEUE] and "threads" not in evaluate
+    assert role()[:2] == ["-Q", f"{QUEUE},{WRITEBACK_QUEUE}"]
+    with pytest.raises(SettingsError):
+        role(HOFHIR_WORKER_ROLE="everything")

@@ -445,7 +445,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return figures
 
     print("throughput (wrk, 8 connections):", flush=True)
-    floor = Server("benchmarks.floor:app", {}, "floor")
+    floor = Server("benchmarks.floor:app", {"HOFHIR_AUTH": "off"}, "floor")  # gunicorn_conf checks Settings
     try:
         measure("floor/vignette", floor, "vignette")
         measure("floor/synthea", floor, "synthea")

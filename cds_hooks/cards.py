@@ -24,12 +24,14 @@ TOPICS = frozenset(
         "ho-rehabilitation",
         "ho-postoperative-rehab",
         "ho-education",
+        "data-unreadable",
     }
 )
 FIXED_INDICATORS = {
     "ho-surveillance": "info",
     "ho-rehabilitation": "info",
     "ho-education": "info",
+    "data-unreadable": "info",
     "ho-suspected": "warning",
     "dvt-differential": "warning",
 }
@@ -139,7 +141,9 @@ def card_problems(card: Any) -> list[str]:
     if not isinstance(explanation, dict):
         p.append("extension org.hofhir.explanation missing")
     else:
-        if not isinstance(explanation.get("rules"), list) or not explanation["rules"]:
+        rules = explanation.get("rules")
+        # data-unreadable is about the data, not the patient: it cites no evidence.
+        if not isinstance(rules, list) or (not rules and topic_code != "data-unreadable"):
             p.append("explanation.rules empty")
         if not isinstance(explanation.get("populations"), list):
             p.append("explanation.populations missing")

@@ -13,6 +13,7 @@ from hofhir.clinical.facts import PatientFacts, build_facts
 from hofhir.clinical.guidance import Guidance, combine
 from hofhir.clinical.model import Finding, Topic
 from hofhir.clinical.rules import diagnosis, prophylaxis, rehab, risk, surgery
+from hofhir.clinical.unreadable import unreadable_finding
 from hofhir.fhir.dates import ensure_aware
 from hofhir.fhir.read import ClinicalInput, InputError, relevant_sets
 from hofhir.knowledge import Knowledge, default_knowledge
@@ -86,7 +87,10 @@ def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None =
         findings = _order_findings(facts, inputs, k, now)
     else:
         findings = _discharge_findings(facts, assessment, k)
-    allowed = HOOK_TOPICS[inputs.hook]
+    unreadable = unreadable_finding(inputs, k)  # every hook: a record it could not read is never silent
+    if unreadable is not None:
+        findings.append(unreadable)
+    allowed = HOOK_TOPICS[inputs.hook] | {Topic.DATA_UNREADABLE}
     # Guidance is for the living: a deceased patient's chart gets no HO cards (the trace says why).
     findings = [f for f in findings if f.topic in allowed and not facts.deceased]
     guidance = combine(findings, k)
@@ -99,6 +103,7 @@ def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None =
         "resourcesUsed": len(inputs.resources),
         "draftOrders": len(inputs.draft_orders),
         "rejected": [r.as_dict() for r in inputs.rejected],
+        "dropped": inputs.dropped,
         "ignored": facts.ignored,
         "populations": {
             p.population.value: {

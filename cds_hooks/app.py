@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from cds_hooks import feedback, health, hooks, logs, notifications, pages
 from cds_hooks.auth import AuthError, ReplayStoreUnavailable, build_verifier, settings_from_env
@@ -60,7 +60,9 @@ def create_app(
     if evaluator is None:
         evaluator = _default_evaluator(settings, k, store)
     app = Flask("cds_hooks")
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # One byte over the limit: a chunked body (no Content-Length) is cut there, so it can be told apart
+    # from one that fits and answered 413 (see _start), not parsed truncated into a 400.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     app.extensions["hofhir"] = ServiceState(
         settings=settings,
         knowledge=k,
@@ -138,6 +140,10 @@ def _install_handlers(app: Flask) -> None:
         g.request_id = request.headers.get("X-Request-ID") or str(uuid.uuid4())
         if request.method == "OPTIONS":  # CORS preflight: answered before auth, as browsers send no token
             return Response(status=204)
+        if request.content_length is None and request.method in ("POST", "PUT"):
+            limit = state().settings.max_body_bytes
+            if len(request.get_data(cache=True)) > limit:  # cached: the views read the same bytes
+                return outcome_response(413, f"request body over {limit} bytes")
         return None
 
     @app.after_request
@@ -179,7 +185,10 @@ def _install_handlers(app: Flask) -> None:
             405: f"method {request.method} not allowed here",
             413: f"request body over {state().settings.max_body_bytes} bytes",
         }
-        return outcome_response(status, messages.get(status, exc.description or exc.name))
+        response = outcome_response(status, messages.get(status, exc.description or exc.name))
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -8,9 +8,19 @@ from cds_hooks.errors import HttpError
 from cds_hooks.validation import check_feedback
 from cds_hooks.web import authenticate, json_response, read_json, state
 from hofhir.adapters import metrics
+from hofhir.knowledge import Knowledge
 
 blueprint = Blueprint("feedback", __name__)
 COUNTS_KEY = "feedback:counts"
+
+
+def reason_label(reason: str, k: Knowledge) -> str:
+    """A bounded metric label: an override-reason code the service offers, "none"/"-", or "other"."""
+    if not reason:
+        return "-"
+    if reason == "none" or reason in k.cards["override_reasons"]:
+        return reason
+    return "other"
 
 
 @blueprint.post("/cds-services/<service_id>/feedback")
@@ -29,7 +39,7 @@ def receive(service_id: str) -> Response:
             coding = (item.get("overrideReason") or {}).get("reason") or {}
             reason = str(coding.get("code") or "none") if isinstance(coding, dict) else "none"
         s.store.incr(COUNTS_KEY, f"{topic}|{outcome}|{reason}")
-        metrics.FEEDBACK.labels(topic=topic, outcome=outcome, reason=reason or "-").inc()
+        metrics.FEEDBACK.labels(topic=topic, outcome=outcome, reason=reason_label(reason, s.knowledge)).inc()
     g.cards = len(items)
     return Response(status=200)
 

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, g, request
 
 from cds_hooks.cards import render_response
 from cds_hooks.errors import HttpError
-from cds_hooks.prefetch import DeadlineMissed, resolve_prefetch
+from cds_hooks.prefetch import DeadlineMissed, fhir_server_policy, resolve_prefetch
 from cds_hooks.validation import check_request
 from cds_hooks.web import authenticate, json_response, read_json, state
 from hofhir.adapters import metrics
@@ -36,14 +36,21 @@ def call_service(service_id: str) -> Response:
     if service is None:
         raise HttpError(404, f"no CDS service {service_id!r}; GET /cds-services lists them")
     g.service_id = service_id
-    authenticate()
+    claims = authenticate()
     started = time.perf_counter()
     deadline = time.monotonic() + s.settings.deadline_ms / 1000
     body = check_request(read_json(), service.hook)
     g.hook_instance = body["hookInstance"]
     now: datetime = s.clock()
     try:
-        prefetch = resolve_prefetch(body, s.knowledge, deadline, attempt_timeout_s=s.settings.fetch_timeout_ms / 1000)
+        prefetch = resolve_prefetch(
+            body,
+            s.knowledge,
+            deadline,
+            attempt_timeout_s=s.settings.fetch_timeout_ms / 1000,
+            servers=fhir_server_policy(s.verifier.settings.issuers, claims, s.settings.fhir_servers),
+            max_entries=s.settings.max_prefetch_entries,
+        )
     except DeadlineMissed:
         return _missed(service_id, service.hook, started, "prefetch")
     fetched = time.perf_counter()

@@ -26,6 +26,11 @@ class Settings:
     notification_secret: str | None = None
     card_index_ttl_s: int = 7 * 24 * 3600  # how long feedback can still name a card's uuid
     log_level: str = "INFO"
+    # ROBUST (issue 10): limits and the fhirServer allowlist.
+    max_prefetch_entries: int = 10_000  # prefetch + draft-order resources per hook call (413 past it)
+    fhir_servers: tuple[str, ...] = ()  # fhirServer base URLs trusted for callers whose issuer has no list
+    max_notification_entries: int = 100  # Bundle entries per notification (413 past it)
+    notification_dedup_s: int = 60  # bodiless PUT notifications of one resource within this bucket count once
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -45,4 +50,8 @@ class Settings:
             deadline_fallback=fallback,
             notification_secret=env.get("HOFHIR_NOTIFICATION_SECRET") or None,
             log_level=env.get("HOFHIR_LOG_LEVEL", "INFO").upper(),
+            max_prefetch_entries=int(env.get("HOFHIR_MAX_PREFETCH_ENTRIES", "10000")),
+            fhir_servers=tuple(u.strip() for u in env.get("HOFHIR_FHIR_SERVERS", "").split(",") if u.strip()),
+            max_notification_entries=int(env.get("HOFHIR_MAX_NOTIFICATION_ENTRIES", "100")),
+            notification_dedup_s=int(env.get("HOFHIR_NOTIFICATION_DEDUP_S", "60")),
         )

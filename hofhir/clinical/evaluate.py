@@ -52,6 +52,8 @@ HOOK_TOPICS: dict[str, frozenset[Topic]] = {
     },
     "encounter-discharge": frozenset({Topic.HO_RISK, Topic.HO_EDUCATION}),
 }
+# ho-rules-v1 §1 (1.1): a record the rules need that cannot be read is said on any hook.
+EVERY_HOOK_TOPICS = frozenset({Topic.DATA_UNREADABLE})
 INACTIVE_DRAFTS = frozenset({"cancelled", "entered-in-error", "revoked", "stopped", "completed"})
 
 
@@ -90,7 +92,7 @@ def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None =
     unreadable = unreadable_finding(inputs, k)  # every hook: a record it could not read is never silent
     if unreadable is not None:
         findings.append(unreadable)
-    allowed = HOOK_TOPICS[inputs.hook] | {Topic.DATA_UNREADABLE}
+    allowed = HOOK_TOPICS[inputs.hook] | EVERY_HOOK_TOPICS
     # Guidance is for the living: a deceased patient's chart gets no HO cards (the trace says why).
     findings = [f for f in findings if f.topic in allowed and not facts.deceased]
     guidance = combine(findings, k)

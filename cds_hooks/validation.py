@@ -63,6 +63,12 @@ def check_request(body: Any, hook: str) -> dict[str, Any]:
         for name in ("access_token", "token_type", "expires_in", "scope", "subject"):
             if name not in auth:
                 raise bad(f"fhirAuthorization.{name} is required", f"fhirAuthorization.{name}")
+            wanted = (int, float) if name == "expires_in" else (str,)
+            if not isinstance(auth[name], wanted) or isinstance(auth[name], bool):
+                kind = "a number" if name == "expires_in" else "a string"
+                raise bad(
+                    f"fhirAuthorization.{name} must be {kind} (got {describe(auth[name])})", f"fhirAuthorization.{name}"
+                )
         if str(auth.get("token_type")).lower() != "bearer":
             raise bad("fhirAuthorization.token_type must be 'Bearer'", "fhirAuthorization.token_type")
     prefetch = body.get("prefetch")

@@ -46,6 +46,7 @@ CLINICAL_TYPES = frozenset(
 MAX_ROUNDS = 6
 MAX_DROPS = 200  # a resource that needs more than this many elements dropped is not worth reading
 CACHE_SIZE = 8192
+_MAX_JSON_DEPTH = 254  # orjson's limit when it writes the cache key
 _CHOICE = re.compile(r"Any of one field value is expected from this list \[([^\]]*)\]")
 _REQUIRED_CHOICE = re.compile(r"Expect any of field value from this list \[([^\]]*)\]")
 _FORMAT = re.compile(r"(\w+) value string does not match spec regex")
@@ -125,7 +126,7 @@ def clear_cache() -> None:
 def _key(resource: dict[str, Any]) -> bytes | None:
     try:
         content = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
-    except (orjson.JSONEncodeError, TypeError):  # nested too deep, or not JSON data: validate uncached
+    except (orjson.JSONEncodeError, TypeError):  # nested too deep (or not JSON data)
         return None
     return hashlib.blake2b(content, digest_size=20).digest()
 
@@ -142,11 +143,12 @@ def read_resource(resource: Any) -> Reading:
     except (KeyError, ValueError, AttributeError, ImportError):
         return Reading(None, (), f"{_short(rtype)} is not an R4 resource type")
     key = _key(resource)
-    outcome = _cache.get(key) if key is not None else None
+    if key is None:  # JSON nested deeper than orjson writes (254 levels): no FHIR resource does that
+        return Reading(None, (), f"nested more than {_MAX_JSON_DEPTH} levels deep")
+    outcome = _cache.get(key)
     if outcome is None:
         outcome = _read(model, resource)
-        if key is not None:
-            _cache.put(key, outcome)
+        _cache.put(key, outcome)
     if outcome.problem is not None:
         return Reading(None, outcome.dropped, outcome.problem)
     if not outcome.drops:

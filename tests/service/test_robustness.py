@@ -110,6 +110,22 @@ def test_the_rules_page_lists_data_unreadable(client: FlaskClient) -> None:
         ({"hook": "patient-view", "hookInstance": "x", "context": None}, "'context' must be an object (got nothing)"),
         ({"hookInstance": "x", "context": {}}, "(it is missing)"),
         ({"hook": 5, "hookInstance": "x", "context": {}}, "(got a number)"),
+        (
+            {
+                "hook": "patient-view",
+                "hookInstance": "x",
+                "context": {"userId": "u", "patientId": "p"},
+                "fhirServer": "https://ehr.example/fhir",
+                "fhirAuthorization": {
+                    "access_token": {"t": 1},
+                    "token_type": "Bearer",
+                    "expires_in": 300,
+                    "scope": "s",
+                    "subject": "s",
+                },
+            },
+            "fhirAuthorization.access_token must be a string (got an object)",
+        ),
     ],
 )
 def test_errors_speak_plain_words(client: FlaskClient, body: dict[str, Any], words: str) -> None:

@@ -55,7 +55,12 @@ def call_service(service_id: str) -> Response:
         return _missed(service_id, service.hook, started, "prefetch")
     fetched = time.perf_counter()
     inputs = from_hook_request(body, s.knowledge.terminology, prefetch)
-    g.resources = {"seen": inputs.seen, "used": len(inputs.resources), "rejected": len(inputs.rejected)}
+    g.resources = {
+        "seen": inputs.seen,
+        "used": len(inputs.resources),
+        "rejected": len(inputs.rejected),
+        "dropped": len(inputs.dropped),  # elements left out of resources that were still used
+    }
     remaining = deadline - time.monotonic()
     outcome = s.evaluator.run(inputs, now, max(0.0, remaining))
     g.path = outcome.path

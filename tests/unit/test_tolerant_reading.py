@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from cds_hooks.cards import render_response, response_problems
 from hofhir.clinical.evaluate import Evaluation, evaluate
@@ -17,6 +18,7 @@ from hofhir.fhir.models import read_resource
 from hofhir.fhir.read import ClinicalInput, from_hook_request, from_resources
 from hofhir.knowledge import Knowledge
 from tests import builders as b
+from tests.unit.test_properties import fhir_shaped
 from tests.vignettes import VIGNETTES
 
 
@@ -267,3 +269,20 @@ def test_a_worker_round_trip_keeps_the_tolerant_reading(kb: Knowledge) -> None:
     inputs = from_hook_request(request, kb.terminology)
     again = ClinicalInput.from_dict(json.loads(json.dumps(inputs.as_dict())))
     assert topics(evaluate(again, now, kb))["ho-risk"].risk_level == "high"
+
+
+# ---------- the guarantee, for any FHIR-shaped input ----------
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(resource=fhir_shaped(any_type=False))
+def test_what_tolerant_reading_keeps_is_valid_r4_and_nothing_else_is_lost(resource: dict[str, Any]) -> None:
+    reading = read_resource(resource)  # never raises
+    if reading.resource is None:
+        assert reading.problem and "<class" not in reading.problem
+        return
+    assert read_resource(reading.resource).dropped == ()  # what is kept validates as it stands
+    dropped_tops = {d.path.split(".")[0].split("[")[0] for d in reading.dropped}
+    for key, value in resource.items():  # every top-level element not dropped is kept unchanged
+        if key not in dropped_tops:
+            assert reading.resource[key] == value

@@ -76,7 +76,7 @@ class FhirServerPolicy:
         if not host:
             raise PrefetchUnavailable("the fhirServer URL has no host")
         for address in self._addresses(host):
-            if not address.is_global or address.is_multicast:
+            if not all(a.is_global and not a.is_multicast for a in _embedded(address)):
                 raise PrefetchUnavailable(
                     "the fhirServer is on a loopback, private or link-local address that is not allowlisted "
                     "(HOFHIR_FHIR_SERVERS); send the prefetch in the request"
@@ -100,6 +100,22 @@ class FhirServerPolicy:
         if not out:
             raise PrefetchUnavailable("the fhirServer host name does not resolve")
         return out
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The address and any IPv4 address it carries (mapped, 6to4, Teredo, NAT64): all must be public."""
+    out: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [address]
+    if isinstance(address, ipaddress.IPv6Address):
+        out += [a for a in (address.ipv4_mapped, address.sixtofour) if a is not None]
+        out += list(address.teredo or ())
+        if address in _NAT64:
+            out.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return out
 
 
 def fhir_server_policy(

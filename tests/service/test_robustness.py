@@ -282,6 +282,10 @@ def fake_dns(table: dict[str, str]) -> Any:
         "https://internal.example/fhir",  # a name that resolves to a private address
         "https://nowhere.example/fhir",  # a name that does not resolve
         "http://0.0.0.0/fhir",
+        "http://[::ffff:127.0.0.1]/fhir",  # IPv4-mapped
+        "http://[64:ff9b::a00:1]/fhir",  # NAT64 of 10.0.0.1
+        "http://[2002:7f00:1::1]/fhir",  # 6to4 of 127.0.0.1
+        "http://224.0.0.1/fhir",  # multicast
     ],
 )
 def test_private_loopback_and_link_local_servers_are_refused(server: str) -> None:

@@ -37,7 +37,8 @@ def receive(service_id: str) -> Response:
         reason = ""
         if outcome == "overridden":
             coding = (item.get("overrideReason") or {}).get("reason") or {}
-            reason = str(coding.get("code") or "none") if isinstance(coding, dict) else "none"
+            code = coding.get("code") if isinstance(coding, dict) else None
+            reason = code[:64] if isinstance(code, str) and code.strip() else "none"
         s.store.incr(COUNTS_KEY, f"{topic}|{outcome}|{reason}")
         metrics.FEEDBACK.labels(topic=topic, outcome=outcome, reason=reason_label(reason, s.knowledge)).inc()
     g.cards = len(items)

@@ -21,6 +21,7 @@ from hofhir.knowledge.terminology import Terminology
 
 PATIENT_REFERENCE_FIELDS = ("subject", "patient")
 CONDITION_TEXT_SETS = frozenset({"flaccid_limb"})
+MAX_DROPPED_IN_TRACE = 1000  # the trace lists at most this many dropped elements (it travels to the worker)
 
 
 class InputError(ValueError):
@@ -259,7 +260,8 @@ def _tolerant(
     """The readable part of a resource, or None (recorded in `rejected`). With `terminology`, a resource
     that loses the codes that made it relevant is unreadable too: the rules could not use it."""
     reading: Reading = read_resource(resource)
-    dropped.extend({"resource": name, "path": d.path, "reason": d.reason} for d in reading.dropped)
+    room = MAX_DROPPED_IN_TRACE - len(dropped)
+    dropped.extend({"resource": name, "path": d.path, "reason": d.reason} for d in reading.dropped[: max(0, room)])
     if reading.resource is None:
         rejected.append(Rejection(name, reading.problem or "cannot be read", needed))
         return None

@@ -294,6 +294,8 @@ _PLAIN = {
     "json_invalid": "must be a JSON object or array, not a plain value",
     "model_validation_format": "has the wrong JSON type",
     "model_field_validation.missing": "a required element is missing",
+    "string_pattern_mismatch": "is not in the FHIR format for this element",
+    "string_too_short": "is empty",
 }
 
 

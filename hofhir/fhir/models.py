@@ -165,8 +165,10 @@ def _read(model: Any, resource: dict[str, Any]) -> _Outcome:
             model.model_validate(current)
         except ValidationError as exc:
             errors = exc.errors()
-        except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
-            return _Outcome(tuple(drops), tuple(dropped), f"cannot be read ({type(exc).__name__})")
+        except RecursionError:
+            return _Outcome(tuple(drops), tuple(dropped), "nested too deeply to read")
+        except (TypeError, ValueError, AttributeError, KeyError):
+            return _Outcome(tuple(drops), tuple(dropped), "cannot be read as FHIR R4")
         else:
             return _Outcome(tuple(drops), tuple(dropped), None)
         round_drops: list[Path] = []

@@ -26,6 +26,8 @@ from tests.vignettes import load
 
 ISS = "https://ehr.example.org"
 JKU_ISS = "https://jku.example.org"
+LISTED_ISS = "https://listed.example.org"  # names the one fhirServer its calls may use
+LISTED_SERVER = "http://127.0.0.1:9/fhir"  # loopback, refused unless listed; nothing listens (fetch fails)
 URL = "http://localhost/cds-services/hofhir-patient-view"
 PATH = "/cds-services/hofhir-patient-view"
 
@@ -43,6 +45,7 @@ def public_jwk(key: Any, kid: str, alg: str) -> dict[str, Any]:
 ISSUERS = {
     ISS: {"jwks": {"keys": [public_jwk(EC_KEY, "ec", "ES384"), public_jwk(RSA_KEY, "rsa", "RS384")]}},
     JKU_ISS: {"jwks": {"keys": [public_jwk(EC_KEY, "ec", "ES384")]}, "jku": ["https://jku.example.org/jwks.json"]},
+    LISTED_ISS: {"jwks": {"keys": [public_jwk(EC_KEY, "ec", "ES384")]}, "fhir_servers": [LISTED_SERVER]},
 }
 
 
@@ -315,3 +318,27 @@ def test_no_token_and_other_schemes_are_bare_401s(secured: FlaskClient) -> None:
     for header in ({}, {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer"}):
         response = secured.post(PATH, json=body(), headers=header)
         assert response.status_code == 401 and response.data == b""
+
+
+def without_prefetch(server: str) -> dict[str, Any]:
+    request = body()
+    request.pop("prefetch")
+    request["fhirServer"] = server
+    return request
+
+
+@pytest.mark.parametrize(
+    ("issuer", "server", "words"),
+    [
+        (LISTED_ISS, LISTED_SERVER, "could not fetch prefetch"),  # on its list, loopback or not: fetched
+        (LISTED_ISS, "https://ehr.example.org/fhir", "not one this caller's issuer may name"),
+        (ISS, LISTED_SERVER, "loopback, private or link-local"),  # no list: loopback refused
+    ],
+)
+def test_a_fhir_server_is_fetched_only_where_the_callers_issuer_allows(
+    secured: FlaskClient, issuer: str, server: str, words: str
+) -> None:
+    token = es384(claims(iss=issuer))
+    response = secured.post(PATH, json=without_prefetch(server), headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 412
+    assert words in response.json["issue"][0]["diagnostics"]

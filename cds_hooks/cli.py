@@ -18,10 +18,11 @@ import orjson
 from cds_hooks.cards import render_response
 from cds_hooks.prefetch import DeadlineMissed, PrefetchUnavailable, resolve_prefetch
 from hofhir.adapters import files
+from hofhir.adapters.settings import Settings, SettingsError
 from hofhir.clinical.evaluate import SUPPORTED_HOOKS, Evaluation, evaluate
 from hofhir.fhir import read
 from hofhir.fhir.read import ClinicalInput, InputError
-from hofhir.knowledge import Knowledge, KnowledgeError, default_knowledge
+from hofhir.knowledge import Knowledge, KnowledgeError, knowledge_at
 
 EXIT_BAD_INPUT = 2
 EXIT_MISSING_DATA = 3
@@ -117,10 +118,11 @@ def print_text(evaluation: Evaluation, out: TextIO, colour: bool) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    k = default_knowledge()
+    settings: Settings = args.settings
+    k = knowledge_at(settings.knowledge)
     now = _parse_now(args.now)
     inputs = load_inputs(Path(args.file), args.hook, args.patient, k)
-    base_url = os.environ.get("HOFHIR_PUBLIC_URL") or None
+    base_url = settings.public_url
     many = len(inputs) > 1
     for item in inputs:
         evaluation = evaluate(item, now, k)
@@ -138,20 +140,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from cds_hooks.app import serve
 
-    serve(args.host, args.port)
+    serve(args.settings, args.host, args.port)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from hofhir.worker.app import run_worker
 
-    return run_worker(args.extra or [])
+    return run_worker(args.settings, args.extra or [])
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
     from hofhir.worker.app import probe
 
-    return probe(ready=args.ready, max_age=args.max_age)
+    return probe(args.settings, ready=args.ready, max_age=args.max_age)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.set_defaults(func=cmd_evaluate)
     sv = sub.add_parser("serve", help="run the CDS Hooks service (embedded worker when HOFHIR_REDIS_URL is unset)")
-    sv.add_argument("--host", default=os.environ.get("HOFHIR_HOST", "127.0.0.1"))
-    sv.add_argument("--port", type=int, default=int(os.environ.get("HOFHIR_PORT", "8080")))
+    sv.add_argument("--host", help="default HOFHIR_HOST, else 127.0.0.1")
+    sv.add_argument("--port", type=int, help="default HOFHIR_PORT, else 8080")
     sv.set_defaults(func=cmd_serve)
     wk = sub.add_parser("worker", help="run a Celery worker (needs HOFHIR_REDIS_URL)")
     wk.epilog = "Other options are passed to `celery worker` (e.g. --hostname, --pool, --concurrency)."
@@ -199,8 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.extra = unknown
     try:
+        args.settings = Settings.from_env()  # the environment, parsed once, here
         code: int = args.func(args)
         return code
+    except SettingsError as exc:  # one line saying what to set, not a traceback
+        sys.stderr.write(f"hofhir: {exc}\n")
+        return EXIT_BAD_INPUT
     except MissingData as exc:
         sys.stderr.write(f"hofhir: {exc}\n")
         return EXIT_MISSING_DATA

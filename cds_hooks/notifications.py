@@ -22,7 +22,7 @@ from flask import Blueprint, Response, g, request
 from flask.blueprints import BlueprintSetupState
 
 from cds_hooks.errors import HttpError
-from cds_hooks.web import json_response, state
+from cds_hooks.web import json_response, read_body, state
 from hofhir.adapters import metrics
 from hofhir.adapters.notifications import (
     SUBSCRIPTION_HINT_HEADER,
@@ -67,11 +67,11 @@ def _check_secret() -> None:
 
 def _enqueue(patient: str | None, event: dict[str, Any]) -> None:
     """Queue the write-back: on a Celery worker when Redis is configured, else on a local thread."""
-    redis_url = state().settings.redis_url
-    if redis_url:
+    settings = state().settings
+    if settings.redis_url:
         from cds_hooks.dispatch import publisher
 
-        publisher(redis_url).send_task(
+        publisher(settings).send_task(
             "hofhir.assess_patient", args=[patient, event], retry=True, retry_policy={"max_retries": 2}
         )
         return
@@ -92,7 +92,7 @@ def _receive(path: str) -> Response:
             method=request.method,
             path=path,
             content_type=request.content_type,
-            body=request.get_data(cache=False),
+            body=read_body(),
             subscription_hint=request.headers.get(SUBSCRIPTION_HINT_HEADER),
             max_entries=state().settings.max_notification_entries,
         )

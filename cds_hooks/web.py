@@ -48,12 +48,30 @@ def outcome_response(status: int, message: str, expression: str | None = None) -
     return json_response(operation_outcome(status, message, expression), status, "application/fhir+json")
 
 
+def read_body() -> bytes:
+    """The request body, or HttpError(413) past HOFHIR_MAX_BODY_BYTES (chunked bodies too)."""
+    # Read at most the limit ourselves: a chunked body has no Content-Length for werkzeug to refuse, and
+    # werkzeug would cut it at the limit (a 400 for malformed JSON instead of the 413 it deserves).
+    limit = state().settings.max_body_bytes
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:  # a chunked stream may hand over less than asked: read until its end
+        chunk = request.stream.read(min(1 << 16, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise HttpError(413, f"request body over {limit} bytes")
+    return b"".join(chunks)
+
+
 def read_json() -> Any:
     """The request body as JSON: 415 for another content type, 400 for malformed JSON."""
     mimetype = (request.mimetype or "").lower()
     if mimetype not in JSON_TYPES:
         raise HttpError(415, f"Content-Type must be application/json (got {request.mimetype or 'none'})")
-    raw = request.get_data(cache=False)
+    raw = read_body()
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -248,7 +248,7 @@ REASONS = {
 @pytest.fixture(scope="module")
 def secured() -> FlaskClient:
     env = {"HOFHIR_AUTH": "on", "HOFHIR_AUTH_ISSUERS": json.dumps(ISSUERS)}
-    return create_app(Settings(auth=True), environ=env).test_client()
+    return create_app(Settings.from_env(env)).test_client()
 
 
 @pytest.fixture

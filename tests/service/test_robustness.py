@@ -24,11 +24,10 @@ from tests.dates import to_today
 from tests.vignettes import load
 
 PATIENT_VIEW = "/cds-services/hofhir-patient-view"
-OPEN = {"HOFHIR_AUTH": "off"}
 
 
 def app_client(**changes: Any) -> FlaskClient:
-    return create_app(Settings(auth=False, **changes), environ=OPEN).test_client()
+    return create_app(Settings(auth=False, **changes)).test_client()
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +192,7 @@ def test_the_open_webhook_warns_at_start(caplog: pytest.LogCaptureFixture) -> No
         app_client()
         assert "webhook is OPEN" in caplog.text
         caplog.clear()
-        create_app(Settings(auth=False, notification_secret="s3cret"), environ=OPEN)
+        create_app(Settings(auth=False, notification_secret="s3cret"))
         assert "webhook is OPEN" not in caplog.text
     finally:
         logger.removeHandler(caplog.handler)
@@ -226,7 +225,7 @@ def test_bodiless_puts_are_deduplicated_per_resource_and_time_bucket(monkeypatch
     queued: list[tuple[Any, ...]] = []
     monkeypatch.setattr(notifications, "_enqueue", lambda patient, event: queued.append((patient, event["focus"])))
     clock = Clock()
-    webhook = create_app(Settings(auth=False, notification_dedup_s=60), environ=OPEN, clock=clock).test_client()
+    webhook = create_app(Settings(auth=False, notification_dedup_s=60), clock=clock).test_client()
 
     def put(rid: str) -> Any:
         return webhook.put(f"/fhir/notifications/Patient/{rid}", headers={"X-Hofhir-Subscription": "sub-1"})

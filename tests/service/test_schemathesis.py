@@ -25,10 +25,7 @@ STATUSES: Counter[tuple[str, str, int]] = Counter()  # what the run reached (pri
 SERVICES = {f"hofhir-{hook}": hook for hook in HOOK_CONTEXT}
 FHIR_SERVER = "http://127.0.0.1:9/fhir"  # port 9 (discard): connection refused, at once
 
-APP = create_app(
-    Settings(auth=False, deadline_ms=2000, fetch_timeout_ms=200, fhir_servers=(FHIR_SERVER,)),
-    environ={"HOFHIR_AUTH": "off"},
-)
+APP = create_app(Settings(auth=False, deadline_ms=2000, fetch_timeout_ms=200, fhir_servers=(FHIR_SERVER,)))
 schema = schemathesis.openapi.from_wsgi("/openapi.json", APP)
 
 JSON = st.recursive(

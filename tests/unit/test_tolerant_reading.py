@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from cds_hooks.cards import render_response, response_problems
+from cds_hooks.cards import render_response
 from hofhir.clinical.evaluate import Evaluation, evaluate
 from hofhir.fhir import models
 from hofhir.fhir.models import read_resource
 from hofhir.fhir.read import ClinicalInput, from_hook_request, from_resources
 from hofhir.knowledge import Knowledge
 from tests import builders as b
+from tests.contract import response_problems
 from tests.unit.test_properties import fhir_shaped
 from tests.vignettes import VIGNETTES
 

@@ -101,7 +101,8 @@ def print_text(evaluation: Evaluation, out: TextIO, colour: bool) -> None:
         tint = COLOURS.get(g.indicator.value, "") if colour else ""
         level = f" [{g.risk_level}]" if g.risk_level else ""
         out.write(f"\n{tint}{g.indicator.value.upper():8}{reset} {g.topic.value}{level}: {g.summary}\n")
-        out.write(f"         rules: {', '.join(g.rules)}\n")
+        if g.rules:  # data-unreadable cites none
+            out.write(f"         rules: {', '.join(g.rules)}\n")
         for s in g.suggestions:
             out.write(f"         suggests: {s.label}\n")
     rejected = evaluation.trace.get("rejected") or []
@@ -109,6 +110,11 @@ def print_text(evaluation: Evaluation, out: TextIO, colour: bool) -> None:
         out.write(f"\n{len(rejected)} resource(s) left out as invalid FHIR:\n")
         for r in rejected[:10]:
             out.write(f"  - {r['resource']}: {r['reason']}\n")
+    dropped = evaluation.trace.get("dropped") or []
+    if dropped:
+        out.write(f"\n{len(dropped)} invalid element(s) left out of resources that were used:\n")
+        for d in dropped[:10]:
+            out.write(f"  - {d['resource']} {d['path']}: {d['reason']}\n")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint typecheck unit install install-dev services ops-tools bench docs clean
+.PHONY: run test lint typecheck unit install install-dev services ops-tools bench bench-tools docs clean
 OPS_VENV ?= .venv-ops
 
 $(BIN)/python:
@@ -62,8 +62,14 @@ test: install-dev services ops-tools lint typecheck
 unit: install-dev
 	$(BIN)/python -m pytest tests/unit
 
-bench: install-dev
-	$(BIN)/python benchmarks/evaluate_bundle.py
+# Load generators for benchmarks/run.py (Debian packages): wrk (closed-loop throughput), h2load from
+# nghttp2-client (fixed-rate open loop).
+bench-tools:
+	@command -v wrk >/dev/null && command -v h2load >/dev/null || { apt-get update -q && apt-get install -y -q wrk nghttp2-client; }
+
+# Every speed figure from one run (about four minutes): a table, and benchmarks/results.json.
+bench: install-dev services bench-tools
+	$(BIN)/python benchmarks/run.py
 
 docs: install-dev
 	$(BIN)/python -m hofhir.knowledge.catalogue_doc > docs/rules.md

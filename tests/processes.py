@@ -77,14 +77,23 @@ def redis_server() -> Iterator[RedisServer]:
 class Worker:
     """A `hofhir worker` process with its own heartbeat folder."""
 
-    def __init__(self, env: dict[str, str], name: str) -> None:
+    def __init__(self, env: dict[str, str], name: str, pool: str | None = "prefork") -> None:
+        """`pool`: Celery's --pool; None leaves it to the worker role (HOFHIR_WORKER_ROLE)."""
         self.folder = Path(tempfile.mkdtemp(prefix=f"hofhir-{name}-"))
         self.log = self.folder / "worker.log"
         full = {k: v for k, v in os.environ.items() if not k.startswith("HOFHIR_")} | env
         full["HOFHIR_WORKER_HEARTBEAT_DIR"] = str(self.folder)
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cds_hooks.cli", "worker", "--hostname", f"{name}@%h", "--pool", "prefork"],
+                [
+                    sys.executable,
+                    "-m",
+                    "cds_hooks.cli",
+                    "worker",
+                    "--hostname",
+                    f"{name}@%h",
+                    *(["--pool", pool] if pool else []),
+                ],
                 env=full,
                 stdout=out,
                 stderr=subprocess.STDOUT,

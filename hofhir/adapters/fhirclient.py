@@ -277,6 +277,62 @@ class FhirClient:
                 resources.append(resource)
         return resources
 
+    def batch_read(
+        self,
+        reads: Sequence[tuple[str, str]] = (),
+        searches: Sequence[tuple[str, SearchParams]] = (),
+        *,
+        deadline: float | None = None,
+    ) -> tuple[list[Resource], list[list[Resource]]]:
+        """Reads (type, id) and searches (type, params) in one batch Bundle: one round trip.
+
+        Returns the resources read and, per search, every resource it matches (as `search` does). A
+        search whose batch answer is incomplete (a next link, or a `total` above what came: servers do
+        not page inside a batch) is finished with ordinary paged searches. An entry that failed raises
+        what the single request would (FhirNotFound, FhirUnavailable...). A server that refuses batches
+        (400/404/405/422/501 on the batch itself) gets the single requests instead.
+        """
+        for resource_type, resource_id in reads:
+            _check_type(resource_type)
+            _check_id(resource_id)
+        for resource_type, _ in searches:
+            _check_type(resource_type)
+        entries = [{"request": {"method": "GET", "url": f"{rtype}/{rid}"}} for rtype, rid in reads]
+        entries += [
+            {"request": {"method": "GET", "url": f"{rtype}?{urlencode(_query(params))}"}} for rtype, params in searches
+        ]
+        try:
+            answer = self.transaction(
+                {"resourceType": "Bundle", "type": "batch", "entry": entries}, idempotent=True, deadline=deadline
+            )
+        except (FhirUnavailable, FhirAuthError):
+            raise
+        except FhirError as exc:
+            if exc.status not in (400, 404, 405, 422, 501):
+                raise
+            log.info("FHIR batch refused (HTTP %s): sending the requests one by one", exc.status)
+            found = [self.read(rtype, rid, deadline=deadline) for rtype, rid in reads]
+            return found, [self.search(rtype, params, deadline=deadline) for rtype, params in searches]
+        answers = [e for e in answer.get("entry") or () if isinstance(e, dict)]
+        if len(answers) != len(entries):
+            raise FhirError(None, None, f"FHIR batch: {len(answers)} answers to {len(entries)} requests")
+        found = [_batch_entry(answers[i], rtype, f"read {rtype}") for i, (rtype, _) in enumerate(reads)]
+        results: list[list[Resource]] = []
+        for (rtype, params), entry in zip(searches, answers[len(reads) :], strict=True):
+            bundle = _batch_entry(entry, "Bundle", f"search {rtype}")
+            matches = [
+                e["resource"]
+                for e in bundle.get("entry") or ()
+                if isinstance(e, dict)
+                and isinstance(e.get("resource"), dict)
+                and (e.get("search") or {}).get("mode") != "outcome"
+            ]
+            total = bundle.get("total")
+            if _link(bundle, "next") is not None or (isinstance(total, int) and total > len(matches)):
+                matches = self.search(rtype, params, deadline=deadline)  # the rest, paged
+            results.append(matches)
+        return found, results
+
     # -- writes --------------------------------------------------------------------------------
     def create(self, resource: Resource, *, deadline: float | None = None) -> Resource:
         """POST [base]/Type; returns the created resource (with its server id)."""
@@ -344,9 +400,19 @@ class FhirClient:
         )
         return self._written(response, resource_type, deadline)
 
-    def update_by_identifier(self, resource: Resource, system: str, *, deadline: float | None = None) -> Resource:
+    def update_by_identifier(
+        self,
+        resource: Resource,
+        system: str,
+        *,
+        narrowed_by: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> Resource:
         """Create or update in place the one resource of this type carrying the resource's identifier
-        in `system` (an identifier system the caller owns), so writing it again never duplicates it."""
+        in `system` (an identifier system the caller owns), so writing it again never duplicates it.
+
+        `narrowed_by`: more criteria every such resource meets (e.g. its `subject`), so that a server
+        that does not index identifiers finds it among fewer resources."""
         values = [
             i.get("value")
             for i in resource.get("identifier") or ()
@@ -355,7 +421,7 @@ class FhirClient:
         if len(values) != 1:
             raise ValueError(f"{_type_of(resource)} needs exactly one identifier in system {system!r}")
         token = f"{_escape_search_value(system)}|{_escape_search_value(str(values[0]))}"
-        return self.conditional_update(resource, {"identifier": token}, deadline=deadline)
+        return self.conditional_update(resource, {**(narrowed_by or {}), "identifier": token}, deadline=deadline)
 
     def delete(self, resource_type: str, resource_id: str, *, deadline: float | None = None) -> None:
         """DELETE [base]/Type/id."""
@@ -606,6 +672,29 @@ def _link(bundle: Resource, relation: str) -> str | None:
             url: str = link["url"]
             return url
     return None
+
+
+def _batch_entry(entry: Resource, resource_type: str, op: str) -> Resource:
+    """The resource of one batch answer entry, or the error its status says (as for a single request)."""
+    response: Resource = entry["response"] if isinstance(entry.get("response"), dict) else {}
+    match = re.match(r"\s*(\d{3})", str(response.get("status") or ""))
+    status = int(match.group(1)) if match else None
+    outcome = response.get("outcome") if isinstance(response.get("outcome"), dict) else None
+    resource = entry.get("resource")
+    if status is not None and status < 300 and isinstance(resource, dict):
+        if resource.get("resourceType") != resource_type:
+            raise FhirError(status, None, f"FHIR {op} (batch): the answer is not a {resource_type}")
+        return resource
+    if outcome is None and isinstance(resource, dict) and resource.get("resourceType") == "OperationOutcome":
+        outcome = resource
+    message = f"FHIR {op} (batch): HTTP {status if status is not None else '?'}{_diagnostics(outcome)}"
+    if status in RETRYABLE_STATUS or status is None:
+        raise FhirUnavailable(status, outcome, message)
+    if status in (401, 403):
+        raise FhirAuthError(status, outcome, message)
+    if status in (404, 410):
+        raise FhirNotFound(status, outcome, message)
+    raise FhirError(status, outcome, message)
 
 
 def json_or_none(content: bytes) -> Any:

@@ -133,6 +133,8 @@ class Settings(BaseSettings):
 
     # --- the worker
     worker_concurrency: int = Field(2, ge=1)
+    worker_role: Literal["all", "evaluate", "writeback"] = "all"  # which queues, on processes or threads
+    writeback_concurrency: int = Field(16, ge=1)  # threads of a `writeback` worker (the work waits on I/O)
     task_time_limit_s: int = Field(120, ge=1)
     max_deliveries: int = Field(3, ge=0)  # 0: every delivery is one too many (tests)
     soft_shutdown_s: int = Field(25, ge=0)

@@ -5,6 +5,15 @@ HOFHIR_WORKER_HEARTBEAT_DIR, HOFHIR_TASK_TIME_LIMIT_S, HOFHIR_MAX_DELIVERIES, HO
 once by the entrypoint that runs tasks (`hofhir worker`, or the web service in the embedded mode) and handed
 to :func:`configure`; the tasks read it from :func:`context`. HOFHIR_SHUTDOWN_GRACE_S (default 5): how much
 longer than the soft shutdown a stopping worker may take to close its connections before it exits anyway.
+
+Two queues: `hofhir` (hook evaluations: CPU-bound, run on a prefork pool of processes) and
+`hofhir-writeback` (Subscription write-back: I/O-bound, waiting on the FHIR server, so many run at once
+on a pool of threads). HOFHIR_WORKER_ROLE picks what a `hofhir worker` consumes: `all` (default: both
+queues on one prefork pool, as a single small deployment needs), `evaluate` (the `hofhir` queue,
+prefork, HOFHIR_WORKER_CONCURRENCY processes) or `writeback` (the write-back queue on
+HOFHIR_WRITEBACK_CONCURRENCY threads, default 16). Run one `evaluate` and one `writeback` worker for
+the throughput of both. (Celery enforces task time limits on processes only: on threads a write-back
+is bounded by the FHIR client's timeout per attempt, HOFHIR_FHIR_TIMEOUT_S, and its one retry.)
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from hofhir.adapters.store import RedisStore, Store
 from hofhir.knowledge import Knowledge, knowledge_at
 
 QUEUE = "hofhir"
+WRITEBACK_QUEUE = "hofhir-writeback"
 DEAD_LETTER_KEY = "dead-letter"
 
 
@@ -79,6 +89,7 @@ def _configure_celery(app: Celery, settings: Settings) -> None:
         result_serializer="json",
         accept_content=["json"],
         task_default_queue=QUEUE,
+        task_routes={"hofhir.assess_patient": {"queue": WRITEBACK_QUEUE}},
         # A task is acknowledged after it ran, and given back when its worker dies mid-task, so a
         # killed worker's task is finished by another (at least once; tasks are idempotent and the
         # delivery cap in tasks.py ends a task that keeps killing workers in the dead-letter list).
@@ -293,19 +304,20 @@ def run_worker(settings: Settings, extra: list[str]) -> int:
         from hofhir.adapters import metrics
 
         metrics.start_metrics_server(settings.worker_metrics_port)
-    argv = [
-        "worker",
-        "-Q",
-        QUEUE,
-        "--loglevel",
-        settings.log_level,
-        "--concurrency",
-        str(settings.worker_concurrency),
-        *extra,
-    ]
+    argv = ["worker", *_role_options(settings), *extra]
     _warm_up(context().knowledge)
     celery_app.worker_main(argv)
     return 0
+
+
+def _role_options(settings: Settings) -> list[str]:
+    """The queues, pool and concurrency of the worker's role (HOFHIR_WORKER_ROLE)."""
+    level = ["--loglevel", settings.log_level]
+    if settings.worker_role == "writeback":
+        threads = str(settings.writeback_concurrency)
+        return ["-Q", WRITEBACK_QUEUE, "--pool", "threads", "--concurrency", threads, *level]
+    queues = QUEUE if settings.worker_role == "evaluate" else f"{QUEUE},{WRITEBACK_QUEUE}"
+    return ["-Q", queues, "--concurrency", str(settings.worker_concurrency), *level]
 
 
 def _warm_up(k: Knowledge) -> None:
@@ -316,6 +328,9 @@ def _warm_up(k: Knowledge) -> None:
 
     patient = {"resourceType": "Patient", "id": "warm-up", "gender": "male", "birthDate": "1980-01-01"}
     evaluate(from_resources([patient], k.terminology, "patient-view", "warm-up"), datetime(2026, 2, 1, tzinfo=UTC), k)
+    from hofhir.fhir.build import templates
+
+    templates(k.parameters["regimens"])  # the suggested orders, validated once before the pool forks
     gc.collect()
     gc.freeze()
 

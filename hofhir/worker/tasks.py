@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -70,7 +72,36 @@ def evaluate_task(self: Task, inputs: dict[str, Any], now: str) -> dict[str, Any
     return evaluation.as_dict()
 
 
+_clients_lock = threading.Lock()
+_clients: dict[tuple[object, ...], FhirClient] = {}
+
+
 def fhir_client(settings: Settings) -> FhirClient:
+    """This process's client of the configured FHIR server, reused by every task and thread of the
+    process (its connections stay open between tasks). Keyed by pid, so a forked pool child never
+    shares its parent's sockets, and by the FHIR settings."""
+    key = (
+        os.getpid(),
+        settings.fhir_base_url,
+        settings.fhir_token,
+        settings.fhir_token_url,
+        settings.fhir_client_id,
+        settings.fhir_private_key_file,
+        settings.fhir_key_id,
+        settings.fhir_key_alg,
+        settings.fhir_scope,
+        settings.fhir_timeout_s,
+    )
+    client = _clients.get(key)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                client = _clients[key] = new_fhir_client(settings)
+    return client
+
+
+def new_fhir_client(settings: Settings) -> FhirClient:
     base = settings.fhir_base_url
     if not base:
         raise RuntimeError("HOFHIR_FHIR_BASE_URL is not set: Subscription work needs the FHIR server to read and write")
@@ -102,6 +133,7 @@ def _backend_services_auth(settings: Settings) -> BackendServicesAuth | None:
     retry_backoff=2,
     retry_backoff_max=300,
     retry_jitter=True,
+    ignore_result=True,  # nobody waits for a write-back's result: not stored (one Redis write less)
 )
 def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any]) -> dict[str, Any] | None:
     """A Subscription event about a patient: read their data, evaluate, write the RiskAssessment back.
@@ -109,7 +141,7 @@ def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any
     Retries with exponential backoff on 429/5xx/timeouts (a server's Retry-After wins when it gives
     one); any other 4xx is not retried and goes to the dead-letter list with the OperationOutcome.
     """
-    from hofhir.worker.writeback import read_patient, write_back
+    from hofhir.worker.writeback import read_record, write_back
 
     if over_delivered(self, {"patient": patient_id, "event": event}):
         return None
@@ -117,13 +149,13 @@ def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any
     ctx = context()
     k = ctx.knowledge
     try:
-        with fhir_client(ctx.settings) as client:
-            if patient_id is None:
-                patient_id = _patient_of_focus(client, str(event.get("focus") or ""))
-            inputs = read_patient(client, patient_id, k)
-            now = datetime.now(UTC)
-            evaluation = evaluate(inputs, now, k)
-            written = write_back(client, evaluation, patient_id, now)
+        client = fhir_client(ctx.settings)
+        if patient_id is None:
+            patient_id = _patient_of_focus(client, str(event.get("focus") or ""))
+        record = read_record(client, patient_id, k)
+        now = datetime.now(UTC)
+        evaluation = evaluate(record.inputs, now, k)
+        written = write_back(client, evaluation, patient_id, now, current=record.current)
     except FhirUnavailable as exc:
         if self.request.retries >= (self.max_retries or 0):
             dead_letter(
@@ -149,18 +181,23 @@ def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any
         return None
     except SoftTimeLimitExceeded:
         raise self.retry(countdown=30) from None
-    _count("written")
+    _count("unchanged" if len(written.unchanged) == len(written.references) else "written")
     log.info(
         "written back",
         extra={
             "fields": {
                 "taskId": self.request.id,
                 "ms": round((time.perf_counter() - started) * 1000, 1),
-                "written": sorted(written),
+                "written": sorted(set(written.references) - set(written.unchanged)),
+                "unchanged": sorted(written.unchanged),
             }
         },
     )
-    return {"written": written, "riskLevel": evaluation.trace.get("riskLevel")}
+    return {
+        "written": written.references,
+        "unchanged": list(written.unchanged),
+        "riskLevel": evaluation.trace.get("riskLevel"),
+    }
 
 
 def _patient_of_focus(client: FhirClient, focus: str) -> str:

@@ -132,7 +132,7 @@ class ValidatingRepository extends MemoryRepository {
     if (!all || !needles.length) return super.search(searchRequest);
     const candidates = new Map();
     for (const [id, resource] of all) {
-      const text = JSON.stringify(resource);
+      const text = jsonText(resource);
       if (needles.every((values) => values.some((v) => text.includes(v)))) candidates.set(id, resource);
     }
     // MemoryRepository.search reads this.resources synchronously before its first await.
@@ -143,6 +143,18 @@ class ValidatingRepository extends MemoryRepository {
       byType.set(searchRequest.resourceType, all);
     }
   }
+}
+
+// Each stored resource's JSON text, made once: the repository stores a new object on every write and
+// never changes a stored one, so the text of an object stays right (and goes with the object).
+const jsonTexts = new WeakMap();
+function jsonText(resource) {
+  let text = jsonTexts.get(resource);
+  if (text === undefined) {
+    text = JSON.stringify(resource);
+    jsonTexts.set(resource, text);
+  }
+  return text;
 }
 
 function newRepository() {

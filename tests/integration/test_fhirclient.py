@@ -389,3 +389,55 @@ def test_backend_services_token_is_renewed_before_it_expires(fhir_server: FhirTe
 
     assert len(fhir_server.requests("POST /auth/token")) == 2
     assert [r["status"] for r in fhir_server.requests("/Patient/")] == [200, 200]  # never sent a stale one
+
+
+def test_batch_read_is_one_request_with_every_match(
+    client: FhirClient, fhir_server: FhirTestServer, patient_id: str
+) -> None:
+    ref = f"Patient/{patient_id}"
+    expected = client.search("Observation", {"patient": patient_id, "_count": 50})
+    fhir_server.clear_requests()
+    (patient,), (observations, conditions) = client.batch_read(
+        [("Patient", patient_id)],
+        [("Observation", {"patient": ref, "_count": 1000}), ("Condition", {"patient": ref})],
+    )
+    assert [f"{r['method']} {r['path']}" for r in fhir_server.requests()] == ["POST /fhir"]
+    assert patient["id"] == patient_id
+    assert len(observations) == 305 and {o["id"] for o in observations} == {o["id"] for o in expected}
+    assert conditions and all(c["resourceType"] == "Condition" for c in conditions)
+
+
+def test_batch_read_finishes_a_search_the_batch_answered_in_part(
+    client: FhirClient, fhir_server: FhirTestServer, patient_id: str
+) -> None:
+    """Servers do not page inside a batch: a total above what came is fetched with paged searches."""
+    _, (observations,) = client.batch_read([], [("Observation", {"patient": f"Patient/{patient_id}", "_count": 40})])
+    assert len(observations) == 305 and len({o["id"] for o in observations}) == 305
+    assert len(fhir_server.requests("GET /fhir/Observation")) == 8  # 305 / 40, after the one batch
+
+
+def test_batch_read_raises_what_the_single_request_would(client: FhirClient, fhir_server: FhirTestServer) -> None:
+    with pytest.raises(FhirNotFound) as caught:
+        client.batch_read([("Patient", "no-such-patient")], [])
+    assert caught.value.status == 404
+    assert len(fhir_server.requests("POST /fhir")) == 1, "a 404 is not retried"
+
+
+def test_batch_read_retries_a_503_of_the_batch(
+    client: FhirClient, fhir_server: FhirTestServer, patient_id: str
+) -> None:
+    fhir_server.fault(status=503, count=1, match="POST /fhir", method="POST")
+    (patient,), _ = client.batch_read([("Patient", patient_id)], [])
+    assert patient["id"] == patient_id
+    assert [r["status"] for r in fhir_server.requests("POST /fhir")] == [503, 200]
+
+
+def test_a_server_without_batches_gets_the_single_requests(
+    client: FhirClient, fhir_server: FhirTestServer, patient_id: str
+) -> None:
+    fhir_server.fault(status=405, count=1, match="POST /fhir", method="POST")
+    (patient,), (conditions,) = client.batch_read(
+        [("Patient", patient_id)], [("Condition", {"patient": f"Patient/{patient_id}"})]
+    )
+    assert patient["id"] == patient_id and conditions
+    assert fhir_server.requests(f"GET /fhir/Patient/{patient_id}") and fhir_server.requests("GET /fhir/Condition")

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import redis
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 
 from cds_hooks.app import create_app
 from cds_hooks.settings import Settings
@@ -111,6 +112,22 @@ def writes(engine: FhirTestServer) -> int:
     return len(engine.requests("PUT /fhir/RiskAssessment"))
 
 
+def done(worker: Worker) -> int:
+    """Write-back tasks the worker finished (written, or found already current on the server)."""
+    return sum(
+        1
+        for line in worker.log.read_text().splitlines()
+        if "Task hofhir.assess_patient[" in line and "succeeded" in line
+    )
+
+
+def done_here() -> float:
+    """Write-back tasks finished in this process (the embedded mode runs them on a local thread)."""
+    return sum(
+        REGISTRY.get_sample_value("hofhir_writeback_total", {"result": r}) or 0 for r in ("written", "unchanged")
+    )
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -133,10 +150,10 @@ def test_each_notification_form_leaves_exactly_one_risk_assessment(
 ) -> None:
     # The R4, R4B and R5 samples describe the same event (subscription + event number): forget it between forms.
     forget_events(broker)
-    before = writes(engine)
+    before = done(worker)
     result = deliver(client, SAMPLES[form])
     assert result["form"] == form and result["queued"] == 1
-    assert wait_for(lambda: writes(engine) > before), worker.log.read_text()[-2000:]
+    assert wait_for(lambda: done(worker) > before), worker.log.read_text()[-2000:]
     found = assessments(engine)
     assert len(found) == 1
     risk = found[0]["prediction"][0]["qualitativeRisk"]["coding"][0]["code"]
@@ -148,21 +165,22 @@ def test_an_r4_rest_hook_put_of_a_resource_leaves_one_risk_assessment(
 ) -> None:
     patient = engine.patient_ids[0]
     observation = patient_observation(patient, "obs-1", "1")
-    before = writes(engine)
+    before = done(worker)
     response = client.put(
         "/fhir/notifications/Observation/obs-1",
         json=observation,
         headers={"X-Hofhir-Subscription": "Subscription/example"},
     )
     assert response.status_code == 202 and response.json["form"] == "r4-rest-hook"
-    assert wait_for(lambda: writes(engine) > before), worker.log.read_text()[-2000:]
+    assert wait_for(lambda: done(worker) > before), worker.log.read_text()[-2000:]
     assert len(assessments(engine)) == 1
 
 
 def drained(broker: RedisServer) -> bool:
     """The broker holds no task: none queued, none delivered and waiting for its ack (a retry included)."""
     client = redis.Redis.from_url(broker.url)
-    return client.llen("hofhir") == 0 and client.hlen("unacked") == 0
+    queued = client.llen("hofhir") + client.llen("hofhir-writeback")  # write-back tasks have their own queue
+    return queued == 0 and client.hlen("unacked") == 0
 
 
 def test_the_same_notification_twice_is_one_task(
@@ -199,10 +217,10 @@ def test_two_notifications_for_one_patient_update_the_one_assessment(
         path.write_text(sample.replace('"eventNumber":"2"', f'"eventNumber":"{number}"'))
         assert path.read_text() != sample
         paths.append(path)
-    before = writes(engine)
+    before = done(worker)
     results = [deliver(client, paths[0]), deliver(client, paths[0]), deliver(client, paths[1])]
     assert [r["queued"] for r in results] == [1, 0, 1] and results[1]["duplicates"] == 1
-    assert wait_for(lambda: writes(engine) >= before + 2, 40), worker.log.read_text()[-2000:]
+    assert wait_for(lambda: done(worker) >= before + 2, 40), worker.log.read_text()[-2000:]
     assert len(assessments(engine)) == 1
 
 
@@ -221,13 +239,13 @@ def test_a_fhir_server_503_then_200_ends_in_success(
     client: FlaskClient, engine: FhirTestServer, worker: Worker
 ) -> None:
     patient = engine.patient_ids[0]
-    engine.fault(status=503, count=2, match=f"GET /fhir/Patient/{patient}")
-    before = writes(engine)
+    engine.fault(status=503, count=2, match="POST /fhir", method="POST")  # the batch read
+    before = done(worker)
     observation = patient_observation(patient, "obs-503", "7")
     response = client.put("/fhir/notifications/Observation/obs-503", json=observation)
     assert response.status_code == 202
-    assert wait_for(lambda: writes(engine) > before, 40), worker.log.read_text()[-3000:]
-    statuses = [r["status"] for r in engine.requests(f"GET /fhir/Patient/{patient}")]
+    assert wait_for(lambda: done(worker) > before, 40), worker.log.read_text()[-3000:]
+    statuses = [r["status"] for r in engine.requests("POST /fhir", method="POST") if r["path"] == "/fhir"]
     assert statuses.count(503) == 2 and 200 in statuses
     assert len(assessments(engine)) == 1
     assert "retry" in worker.log.read_text().lower()
@@ -272,8 +290,99 @@ def test_embedded_mode_writes_back_without_redis_or_workers(
     embedded = create_app(Settings(auth=False, fhir_base_url=engine.base_url)).test_client()
     patient = engine.patient_ids[0]
     observation = patient_observation(patient, "obs-embedded", "1")
-    before = writes(engine)
+    before = done_here()
     response = embedded.put("/fhir/notifications/Observation/obs-embedded", json=observation)
     assert response.status_code == 202
-    assert wait_for(lambda: writes(engine) > before, 20)
+    assert wait_for(lambda: done_here() > before, 20)
     assert len(assessments(engine)) == 1
+
+
+def test_one_batch_read_per_notification_and_no_write_when_nothing_changed(
+    client: FlaskClient, engine: FhirTestServer, worker: Worker
+) -> None:
+    patient = engine.patient_ids[0]
+    engine.clear_requests()
+    before = done(worker)
+    response = client.put(
+        "/fhir/notifications/Observation/obs-same", json=patient_observation(patient, "obs-same", "1")
+    )
+    assert response.status_code == 202
+    assert wait_for(lambda: done(worker) > before), worker.log.read_text()[-2000:]
+    sent = [f"{r['method']} {r['path']}" for r in engine.requests()]
+    assert sent == ["POST /fhir"], f"one batch read and nothing written (the assessment is current): {sent}"
+
+
+def test_an_assessment_changed_on_the_server_is_written_again_in_place(
+    client: FlaskClient, engine: FhirTestServer, worker: Worker
+) -> None:
+    (risk,) = assessments(engine)
+    edited = {**risk, "note": [{"text": "edited by someone else"}]}
+    put = httpx.put(
+        f"{engine.base_url}/RiskAssessment/{risk['id']}",
+        json=edited,
+        headers={"Content-Type": "application/fhir+json"},
+        timeout=10,
+    )
+    assert put.status_code == 200, put.text
+    engine.clear_requests()
+    before = done(worker)
+    patient = engine.patient_ids[0]
+    response = client.put(
+        "/fhir/notifications/Observation/obs-edit", json=patient_observation(patient, "obs-edit", "1")
+    )
+    assert response.status_code == 202
+    assert wait_for(lambda: done(worker) > before), worker.log.read_text()[-2000:]
+    assert [r["path"] for r in engine.requests("PUT /fhir/RiskAssessment")] == [f"/fhir/RiskAssessment/{risk['id']}"]
+    (again,) = assessments(engine)
+    assert again["id"] == risk["id"] and again["note"] != edited["note"]
+
+
+def test_a_writeback_worker_on_threads_writes_one_assessment_however_many_tasks_race(
+    engine: FhirTestServer,
+) -> None:
+    """HOFHIR_WORKER_ROLE=writeback: the write-back queue on a pool of threads. Ten tasks about a patient
+    with no assessment yet run at once; the conditional create leaves exactly one."""
+    from hofhir.worker.app import WRITEBACK_QUEUE, make_celery
+
+    patient = f"race-{time.monotonic_ns()}"
+    for resource in (
+        {"resourceType": "Patient", "id": patient, "birthDate": "1980-01-01", "gender": "male"},
+        {
+            "resourceType": "Condition",
+            "id": f"{patient}-sci",
+            "subject": {"reference": f"Patient/{patient}"},
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "90584004"}]},
+            "clinicalStatus": {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+            },
+            "onsetDateTime": time.strftime("%Y-%m-%d", time.gmtime(time.time() - 40 * 86400)),
+        },
+    ):
+        put = httpx.put(
+            f"{engine.base_url}/{resource['resourceType']}/{resource['id']}",
+            json=resource,
+            headers={"Content-Type": "application/fhir+json"},
+            timeout=10,
+        )
+        assert put.status_code in (200, 201), put.text
+    with redis_server() as own:
+        env = {
+            "HOFHIR_REDIS_URL": own.url,
+            "HOFHIR_FHIR_BASE_URL": engine.base_url,
+            "HOFHIR_AUTH": "off",
+            "HOFHIR_WORKER_ROLE": "writeback",
+            "HOFHIR_WRITEBACK_CONCURRENCY": "8",
+        }
+        threads = Worker(env, "threads", pool=None)
+        try:
+            threads.wait_ready()
+            celery = make_celery(Settings.from_env({"HOFHIR_REDIS_URL": own.url}))
+            for _ in range(10):
+                celery.send_task("hofhir.assess_patient", args=[patient, {"focus": f"Patient/{patient}"}])
+            assert wait_for(lambda: done(threads) >= 10, 40), threads.log.read_text()[-3000:]
+            log = threads.log.read_text()
+        finally:
+            threads.stop()
+    assert "threads" in log.lower() and WRITEBACK_QUEUE in log
+    bundle = httpx.get(f"{engine.base_url}/RiskAssessment", params={"subject": f"Patient/{patient}"}, timeout=10)
+    assert len(bundle.json().get("entry", [])) == 1

@@ -155,10 +155,10 @@ def test_a_worker_killed_mid_task_is_finished_by_another_exactly_once(engine_wit
         env = env_for(own, HOFHIR_FHIR_BASE_URL=engine.base_url)
         first = Worker(env, "doomed")
         first.wait_ready()
-        engine.fault(delay_ms=4000, match=f"GET /fhir/Patient/{patient}", count=1)
+        engine.fault(delay_ms=4000, match="POST /fhir", method="POST", count=1)  # the batch read
         celery = _celery_for(own.url, make_celery)
         celery.send_task("hofhir.assess_patient", args=[patient, {"focus": f"Patient/{patient}"}])
-        assert _wait_for(lambda: engine.requests(f"GET /fhir/Patient/{patient}"), 10), "the first worker took the task"
+        assert _wait_for(lambda: engine.requests("POST /fhir", method="POST"), 10), "the first worker took the task"
         first.kill()
         second = Worker(env, "survivor")
         try:
@@ -190,10 +190,10 @@ def test_soft_shutdown_requeues_the_running_task(engine_with_cary: FhirTestServe
         env = env_for(own, HOFHIR_FHIR_BASE_URL=engine.base_url, HOFHIR_SOFT_SHUTDOWN_S="1")
         first = Worker(env, "leaving")
         first.wait_ready()
-        engine.fault(delay_ms=5000, match=f"GET /fhir/Patient/{patient}", count=1)
+        engine.fault(delay_ms=5000, match="POST /fhir", method="POST", count=1)  # the batch read
         celery = _celery_for(own.url, make_celery)
         celery.send_task("hofhir.assess_patient", args=[patient, {"focus": f"Patient/{patient}"}])
-        assert _wait_for(lambda: engine.requests(f"GET /fhir/Patient/{patient}"), 10)
+        assert _wait_for(lambda: engine.requests("POST /fhir", method="POST"), 10)
         started = time.monotonic()
         first.terminate()
         stopped_in = time.monotonic() - started
@@ -217,7 +217,8 @@ def _drained(url: str) -> bool:
     import redis
 
     client = redis.Redis.from_url(url)
-    return client.llen("hofhir") == 0 and client.hlen("unacked") == 0
+    queued = client.llen("hofhir") + client.llen("hofhir-writeback")  # write-back tasks have their own queue
+    return queued == 0 and client.hlen("unacked") == 0
 
 
 def test_a_task_the_fhir_server_refuses_goes_to_the_dead_letter_list_with_the_outcome(

@@ -1,0 +1,127 @@
+"""CDS Hooks cards as HTML, the way an EHR shows them: one renderer for the preview page and the HTML report.
+
+Card detail is GitHub-flavoured markdown (tables, strikethrough) rendered by markdown-it-py with raw HTML
+disabled, so a card's text can never inject markup; every other string is escaped here.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from importlib import resources
+from typing import Any
+
+import orjson
+from markdown_it import MarkdownIt
+
+# commonmark + the GFM tables and strikethrough; "html": False turns raw HTML in the source into text.
+_MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
+    ["table", "strikethrough"]
+)
+ICONS = {"info": "ℹ", "warning": "⚠", "critical": "⛔"}  # plain characters: no icon font to fetch
+INDICATOR_WORDS = {"info": "Info", "warning": "Warning", "critical": "Critical"}
+
+
+def markdown(text: str) -> str:
+    html: str = _MD.render(text)
+    return html
+
+
+def stylesheet() -> str:
+    return resources.files("cds_hooks").joinpath("ui/style.css").read_text(encoding="utf-8")
+
+
+def card_html(card: dict[str, Any], service_id: str | None = None, interactive: bool = True) -> str:
+    """One card; with `interactive`, the dismiss menu and accept buttons the preview page wires to /feedback."""
+    indicator = card.get("indicator") if card.get("indicator") in ICONS else "info"
+    topic = ((card.get("source") or {}).get("topic") or {}).get("code", "")
+    parts = [
+        f'<article class="card card-{indicator}" data-uuid="{escape(str(card.get("uuid", "")))}" '
+        f'data-topic="{escape(str(topic))}" data-service="{escape(service_id or "")}">',
+        '<header class="card-head">'
+        f'<span class="card-icon" aria-hidden="true">{ICONS[indicator]}</span>'
+        f'<span class="card-indicator">{INDICATOR_WORDS[indicator]}</span>'
+        f'<h3 class="card-summary">{escape(str(card.get("summary", "")))}</h3></header>',
+    ]
+    if card.get("detail"):
+        parts.append(f'<div class="card-detail">{markdown(str(card["detail"]))}</div>')
+    suggestions = card.get("suggestions") or []
+    if suggestions:
+        parts.append('<div class="card-suggestions">')
+        for s in suggestions:
+            for action in s.get("actions") or [{}]:
+                resource = action.get("resource")
+                rtype = resource.get("resourceType", "resource") if isinstance(resource, dict) else "resource"
+                body = escape(orjson.dumps(resource, option=orjson.OPT_INDENT_2).decode()) if resource else ""
+                accept = (
+                    f'<button type="button" class="btn btn-primary accept" data-suggestion="{escape(str(s.get("uuid", "")))}">'
+                    "Accept suggestion</button>"
+                    if interactive
+                    else ""
+                )
+                parts.append(
+                    '<details class="suggestion">'
+                    f'<summary class="btn btn-suggestion">{escape(str(s.get("label", "")))}</summary>'
+                    f'<div class="suggestion-body"><p>{escape(str(action.get("description", "")))}</p>'
+                    f'<p class="muted">Would {escape(str(action.get("type", "create")))} this {escape(str(rtype))}:</p>'
+                    f'<pre class="fhir-resource" data-resource-type="{escape(str(rtype))}">{body}</pre>{accept}</div>'
+                    "</details>"
+                )
+        parts.append("</div>")
+    links = card.get("links") or []
+    if links:
+        parts.append('<ul class="card-links">')
+        for link in links:
+            parts.append(
+                f'<li><a href="{escape(str(link.get("url", "")))}" target="_blank" rel="noopener">'
+                f"{escape(str(link.get('label', '')))}</a></li>"
+            )
+        parts.append("</ul>")
+    source = card.get("source") or {}
+    label = escape(str(source.get("label", "")))
+    src = f'<a href="{escape(str(source["url"]))}" target="_blank" rel="noopener">{label}</a>' if source.get("url") else label
+    parts.append(f'<footer class="card-foot"><span class="card-source">Source: {src}</span>')
+    reasons = card.get("overrideReasons") or []
+    if interactive:
+        options = "".join(
+            f'<option value="{escape(str(r.get("code", "")))}" data-system="{escape(str(r.get("system", "")))}">'
+            f"{escape(str(r.get('display', r.get('code', ''))))}</option>"
+            for r in reasons
+        )
+        menu = (
+            f'<label class="sr-only" for="why-{escape(str(card.get("uuid", "")))}">Reason</label>'
+            f'<select class="override-reason" id="why-{escape(str(card.get("uuid", "")))}">'
+            f'<option value="">Dismiss without a reason</option>{options}</select>'
+        )
+        parts.append(f'<span class="dismiss">{menu}<button type="button" class="btn dismiss-btn">Dismiss</button></span>')
+    elif reasons:
+        shown = ", ".join(escape(str(r.get("display", r.get("code", "")))) for r in reasons)
+        parts.append(f'<span class="muted">Override reasons: {shown}</span>')
+    parts.append("</footer></article>")
+    return "".join(parts)
+
+
+def cards_html(cards: list[dict[str, Any]], service_id: str | None = None, interactive: bool = True) -> str:
+    return "".join(card_html(c, service_id, interactive) for c in cards)
+
+
+def report_page(
+    title: str,
+    banner: str,
+    cards: list[dict[str, Any]],
+    svg: str,
+    sentences: list[str],
+    quiet_reason: str | None,
+) -> str:
+    """One self-contained HTML page (no script, no external file): the cards and the timeline."""
+    body = cards_html(cards, interactive=False) if cards else f'<p class="no-cards">{escape(quiet_reason or "No cards.")}</p>'
+    text = "".join(f"<li>{escape(s)}</li>" for s in sentences)
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+        f"<title>{escape(title)}</title><style>{stylesheet()}</style></head><body>"
+        f'<header class="appbar"><span class="brand">hofhir</span><span class="appbar-title">{escape(title)}</span></header>'
+        f'<div class="patient-banner">{escape(banner)}</div>'
+        f'<main class="layout"><section class="cards" aria-label="Cards"><h2>Cards</h2>{body}</section>'
+        f'<section class="timeline" aria-label="Timeline"><h2>Timeline</h2><figure class="timeline-figure">{svg}'
+        f"<figcaption><details><summary>Timeline as text</summary><ul>{text}</ul></details></figcaption></figure>"
+        "</section></main></body></html>"
+    )

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 # commonmark + the GFM tables and strikethrough; "html": False turns raw HTML in the source into text.
 _MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
@@ -104,24 +105,59 @@ def cards_html(cards: list[dict[str, Any]], service_id: str | None = None, inter
     return "".join(card_html(c, service_id, interactive) for c in cards)
 
 
-def report_page(
-    title: str,
-    banner: str,
-    cards: list[dict[str, Any]],
-    svg: str,
-    sentences: list[str],
-    quiet_reason: str | None,
-) -> str:
-    """One self-contained HTML page (no script, no external file): the cards and the timeline."""
-    body = cards_html(cards, interactive=False) if cards else f'<p class="no-cards">{escape(quiet_reason or "No cards.")}</p>'
-    text = "".join(f"<li>{escape(s)}</li>" for s in sentences)
-    return (
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+def report_page(title: str, sections: list[tuple[str, list[dict[str, Any]], str, list[str], str | None]]) -> str:
+    """One self-contained HTML page (no script, no external file): per patient the banner, cards and timeline.
+
+    Each section is (banner, cards, timeline SVG, timeline sentences, reason when there is no card).
+    """
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width, initial-scale=1'>"
         f"<title>{escape(title)}</title><style>{stylesheet()}</style></head><body>"
         f'<header class="appbar"><span class="brand">hofhir</span><span class="appbar-title">{escape(title)}</span></header>'
-        f'<div class="patient-banner">{escape(banner)}</div>'
-        f'<main class="layout"><section class="cards" aria-label="Cards"><h2>Cards</h2>{body}</section>'
-        f'<section class="timeline" aria-label="Timeline"><h2>Timeline</h2><figure class="timeline-figure">{svg}'
-        f"<figcaption><details><summary>Timeline as text</summary><ul>{text}</ul></details></figcaption></figure>"
-        "</section></main></body></html>"
-    )
+    ]
+    for banner, cards, svg, sentences, reason in sections:
+        body = (
+            cards_html(cards, interactive=False)
+            if cards
+            else f'<p class="no-cards">{escape(reason or "No cards.")}</p>'
+        )
+        text = "".join(f"<li>{escape(s)}</li>" for s in sentences)
+        parts.append(
+            f'<div class="patient-banner">{escape(banner)}</div>'
+            f'<main class="layout"><section class="cards" aria-label="Cards"><h2>Cards ({len(cards)})</h2>{body}</section>'
+            f'<section class="timeline" aria-label="Timeline"><h2>Timeline</h2><figure class="timeline-figure">{svg}'
+            f"<figcaption><details><summary>Timeline as text</summary><ul>{text}</ul></details></figcaption>"
+            "</figure></section></main>"
+        )
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _plain(token: Token) -> str:
+    """The text of an inline token, markup dropped (for a terminal)."""
+    out: list[str] = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline"):
+            out.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            out.append(" ")
+    return "".join(out)
+
+
+def markdown_sections(text: str) -> dict[str, list[str]]:
+    """A card detail's bullet lists by the bold paragraph above them ("Why", "Evidence", ...), as plain text."""
+    sections: dict[str, list[str]] = {}
+    heading = ""
+    depth = 0
+    tokens = _MD.parse(text)
+    for i, token in enumerate(tokens):
+        if token.type == "bullet_list_open":
+            depth += 1
+        elif token.type == "bullet_list_close":
+            depth -= 1
+        elif token.type == "inline" and depth == 0 and i > 0 and tokens[i - 1].type == "paragraph_open":
+            heading = _plain(token).strip()
+        elif token.type == "inline" and depth == 1 and heading:
+            sections.setdefault(heading, []).append(_plain(token).strip())
+    return sections

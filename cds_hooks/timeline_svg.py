@@ -29,6 +29,7 @@ INK = "#1f2933"
 MUTED = "#52606d"
 ACCENT = "#1d4ed8"
 ALERT = "#b42318"
+UNIT_LABELS = {"Cel": "°C", "[degF]": "°F", "{score}": "score"}  # UCUM codes as people write them
 LANE_COLOURS = {
     "signs": "#b45309",
     "imaging": "#0f766e",
@@ -191,6 +192,12 @@ def render(t: Timeline, title: str = "Heterotopic ossification timeline") -> str
             f'<rect class="attention-band" x="{ax0:.1f}" y="{plot_top:.1f}" width="{max(ax1 - ax0, 0):.1f}" '
             f'height="{plot_bottom - plot_top:.1f}" fill="url(#hatch)"/>'
         )
+    for when in sorted({m.when for m in t.index_marks}):
+        ix = scale.x(when)
+        back.add(
+            f'<line class="index-line" x1="{ix:.1f}" y1="{plot_top:.1f}" x2="{ix:.1f}" y2="{plot_bottom:.1f}" '
+            f'stroke="{ALERT}" stroke-width="1" stroke-dasharray="2 3"/>'
+        )
     for i, (when, _) in enumerate(_ticks(t.start, t.end)):
         gx = scale.x(when)
         back.add(
@@ -285,7 +292,8 @@ def _series(c: _Canvas, scale: _Scale, s: Series, y: float) -> float:
 
     c.add(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + PLOT_W}" y2="{y:.1f}" stroke="#bcccdc"/>')
     c.text(8, y + 20, s.label, weight="bold")
-    c.text(8, y + 34, f"({s.unit})" if s.unit else "", fill=MUTED)
+    unit = UNIT_LABELS.get(s.unit, s.unit)
+    c.text(8, y + 34, f"({unit})" if unit else "", fill=MUTED)
     if s.high is not None:
         ref = f"ref. {s.low:g}-{s.high:g}" if s.low is not None else f"ref. ≤{s.high:g}"
         c.text(8, y + 48, ref, fill=MUTED)
@@ -308,11 +316,11 @@ def _series(c: _Canvas, scale: _Scale, s: Series, y: float) -> float:
         c.add(
             f'<circle class="lab-point" data-concept="{escape(s.concept)}" cx="{px:.1f}" cy="{py:.1f}" r="4.5" '
             f'fill="{ALERT if above else "#fff"}" stroke="{ALERT if above else INK}" stroke-width="1.6">'
-            f"<title>{escape(s.label)} {p.value:g} {escape(s.unit)} on {p.when.date().isoformat()}"
+            f"<title>{escape(s.label)} {p.value:g} {escape(unit)} on {p.when.date().isoformat()}"
             f"{' (above range)' if above else ''}</title></circle>"
         )
         if len(s.points) <= 12:
-            c.text(px, py - 8, f"{p.value:g}", anchor="middle", size=10, fill=ALERT if above else INK)
+            c.text(px, py - 8, f"{p.value:.4g}", anchor="middle", size=10, fill=ALERT if above else INK)
     return y + h
 
 

@@ -8,6 +8,7 @@ HOFHIR_SOFT_SHUTDOWN_S (default 25: below Kubernetes' 30 s grace).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -124,12 +125,29 @@ def _task_prerun(task_id: str | None = None, **_: Any) -> None:
 
 
 @signals.task_postrun.connect
-def _task_postrun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+def _task_postrun(task_id: str | None = None, task: Any = None, retval: Any = None, **_: Any) -> None:
     started = _task_started.pop(task_id or "", None)
     if started is not None and task is not None:
         from hofhir.adapters import metrics
 
         metrics.TASK_DURATION.labels(task=str(task.name)).observe(time.perf_counter() - started)
+        # The per-task line, like the web's per-request line: ids, counts and timings only (never PHI).
+        fields: dict[str, Any] = {
+            "taskId": task_id,
+            "task": str(task.name),
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+        if isinstance(retval, dict) and isinstance(retval.get("guidance"), list):
+            fields["cards"] = len(retval["guidance"])
+        logging.getLogger("hofhir.task").info("task", extra={"fields": fields})
+
+
+@signals.setup_logging.connect
+def _json_logging(loglevel: Any = None, **_: Any) -> None:
+    """With a receiver here Celery sets up no logging of its own: every worker line is JSON instead."""
+    from hofhir.adapters.jsonlog import configure_root
+
+    configure_root(loglevel or os.environ.get("HOFHIR_LOG_LEVEL", "INFO"))
 
 
 @signals.worker_process_shutdown.connect
@@ -165,6 +183,12 @@ def run_worker(extra: list[str]) -> int:
             "hofhir worker: set HOFHIR_REDIS_URL (or HOFHIR_BROKER_URL); the embedded mode needs no worker\n"
         )
         return 2
+    import celery.apps.worker
+
+    from hofhir.adapters.jsonlog import configure_root, say_json
+
+    configure_root(os.environ.get("HOFHIR_LOG_LEVEL", "INFO"))  # JSON from the first line (Celery warns early)
+    celery.apps.worker.safe_say = say_json  # its shutdown notices bypass logging: JSON lines too
     # Kubernetes and most supervisors stop with SIGTERM; Celery's soft shutdown listens on SIGQUIT.
     os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
     metrics_port = os.environ.get("HOFHIR_WORKER_METRICS_PORT")
@@ -179,6 +203,7 @@ def run_worker(extra: list[str]) -> int:
         metrics.start_metrics_server(int(metrics_port))
     concurrency = os.environ.get("HOFHIR_WORKER_CONCURRENCY", "2")
     argv = [
+        "--quiet",  # no ASCII-art banner on stdout: the worker's output is JSON log lines only
         "worker",
         "-Q",
         QUEUE,

@@ -1,0 +1,120 @@
+"""`hofhir serve`: the service under gunicorn (waitress where there is no fork), never the Werkzeug dev server.
+
+The settings are checked before anything starts: a wrong or missing one ends the command with exit code 2
+and one line saying what to set (no traceback). Logs are JSON lines on stderr: one per request from the
+app, and gunicorn's own lines in the same shape; there is no Apache-style access line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from cds_hooks.logs import JsonFormatter
+
+EXIT_SETTINGS = 2
+NO_ISSUER = (
+    "hofhir serve: JWT authentication is on and no issuer is configured: set HOFHIR_AUTH=off for local use, "
+    "or HOFHIR_AUTH_ISSUERS to trust your EHR's issuer"
+)
+# gunicorn settings taken from cds_hooks/gunicorn_conf.py (the container's configuration), bind aside.
+FROM_CONF = (
+    "worker_class",
+    "threads",
+    "timeout",
+    "graceful_timeout",
+    "keepalive",
+    "max_requests",
+    "max_requests_jitter",
+    "worker_tmp_dir",
+    "proc_name",
+    "loglevel",
+    "errorlog",
+    "accesslog",
+    "control_socket_disable",
+    "on_starting",
+    "child_exit",
+)
+log = logging.getLogger("hofhir.web")
+
+
+def settings_problem(environ: Mapping[str, str]) -> str | None:
+    """One line saying what is wrong with the settings, or None when the service can start."""
+    from cds_hooks.auth import settings_from_env
+
+    auth_on = environ.get("HOFHIR_AUTH", "").strip().lower() not in ("0", "off", "false", "no")
+    if auth_on and not environ.get("HOFHIR_AUTH_ISSUERS", "").strip():
+        return NO_ISSUER
+    from cds_hooks.settings import Settings
+
+    try:
+        settings_from_env(environ)
+        Settings.from_env(environ)
+    except ValueError as exc:  # SettingsError is a ValueError too
+        return f"hofhir serve: {' '.join(str(exc).split())}"
+    return None
+
+
+def serve(host: str, port: int, workers: int | None = None) -> int:
+    problem = settings_problem(os.environ)
+    if problem is None:
+        try:  # every other setting is checked by building the app once, before any worker starts
+            from cds_hooks.app import create_app
+
+            create_app()
+        except ValueError as exc:
+            problem = f"hofhir serve: {' '.join(str(exc).split())}"
+    if problem is not None:
+        sys.stderr.write(problem + "\n")
+        return EXIT_SETTINGS
+    embedded = not os.environ.get("HOFHIR_REDIS_URL")
+    if not hasattr(os, "fork"):
+        return _waitress(host, port)
+    # Embedded mode keeps its card index and feedback counts in memory: one process, several threads.
+    return _gunicorn(host, port, 1 if embedded else workers)
+
+
+def _waitress(host: str, port: int) -> int:
+    import waitress
+
+    from cds_hooks.app import create_app
+
+    log.info("serving on http://%s:%d (waitress)", host, port)
+    waitress.serve(create_app(), host=host, port=port, threads=int(os.environ.get("HOFHIR_WEB_THREADS") or 4))
+    return 0
+
+
+def _gunicorn(host: str, port: int, workers: int | None) -> int:
+    from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
+
+    from cds_hooks import gunicorn_conf
+
+    class JsonLogger(Logger):  # type: ignore[misc]
+        """gunicorn's own lines (start, worker boot, shutdown) as JSON, like the app's."""
+
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for handler in self.error_log.handlers:
+                handler.setFormatter(JsonFormatter())
+
+    class Service(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key in FROM_CONF:
+                if key in self.cfg.settings and hasattr(gunicorn_conf, key):
+                    self.cfg.set(key, getattr(gunicorn_conf, key))
+            self.cfg.set("bind", [f"{host}:{port}"])
+            self.cfg.set("workers", workers or gunicorn_conf.workers)
+            self.cfg.set("accesslog", None)  # the app logs one JSON line per request; no second line
+            self.cfg.set("logger_class", JsonLogger)
+
+        def load(self) -> Any:
+            from cds_hooks.app import create_app
+
+            return create_app()
+
+    Service().run()
+    return 0

@@ -122,12 +122,20 @@ def print_text(evaluation: Evaluation, out: TextIO, colour: bool, quiet_reason: 
         if why:
             out.write("         Why:\n")
         for line in why:
-            out.write(textwrap.fill(line, width, initial_indent="         • ", subsequent_indent="           ", break_on_hyphens=False) + "\n")
+            out.write(
+                textwrap.fill(
+                    line, width, initial_indent="         • ", subsequent_indent="           ", break_on_hyphens=False
+                )
+                + "\n"
+            )
         for sug in g.suggestions:
             rtype = sug.resource.get("resourceType", "resource")
             out.write(
                 textwrap.fill(
-                    f"{sug.label} (creates a {rtype})", width, initial_indent="         → ", subsequent_indent="           "
+                    f"{sug.label} (creates a {rtype})",
+                    width,
+                    initial_indent="         → ",
+                    subsequent_indent="           ",
                 )
                 + "\n"
             )
@@ -302,7 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=int(os.environ.get("HOFHIR_PORT", "8080")))
     sv.add_argument("--workers", type=int, help="gunicorn worker processes with Redis (embedded mode: always 1)")
     sv.set_defaults(func=cmd_serve)
-    se = sub.add_parser("send", help="POST a CDS Hooks request (or a Bundle / NDJSON made into one) to a running service")
+    se = sub.add_parser(
+        "send", help="POST a CDS Hooks request (or a Bundle / NDJSON made into one) to a running service"
+    )
     se.add_argument("url", metavar="URL", help="the service URL (…/cds-services/ID) or its base URL")
     se.add_argument("file", metavar="FILE")
     se.add_argument("--hook", help="for a Bundle or NDJSON: the hook to call (default patient-view)")

@@ -54,10 +54,14 @@ def rules() -> Response:
 
 @blueprint.get("/openapi.json")
 def openapi() -> Response:
-    return json_response(document())
+    return json_response(document(state().settings.public_url or request.host_url.rstrip("/")))
 
 
-UI_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+UI_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+}
 
 
 def _ui_file(name: str) -> Response:

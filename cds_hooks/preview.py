@@ -44,7 +44,9 @@ def parse_input(text: str) -> dict[str, Any]:
     """A CDS Hooks request from pasted text: a request, a FHIR Bundle or resource, or NDJSON lines."""
     text = text.strip()
     if not text:
-        raise HttpError(400, "nothing to evaluate: paste a CDS Hooks request, a FHIR Bundle or NDJSON, or pick an example")
+        raise HttpError(
+            400, "nothing to evaluate: paste a CDS Hooks request, a FHIR Bundle or NDJSON, or pick an example"
+        )
     try:
         data: Any = orjson.loads(text)
     except orjson.JSONDecodeError as first:
@@ -99,7 +101,13 @@ def _banner(req: dict[str, Any], now: datetime) -> dict[str, Any]:
         age = now.year - born.year - ((now.month, now.day) < (born.month, born.day))
     except ValueError:
         pass
-    return {"id": patient.get("id"), "name": name, "gender": patient.get("gender"), "birthDate": patient.get("birthDate"), "age": age}
+    return {
+        "id": patient.get("id"),
+        "name": name,
+        "gender": patient.get("gender"),
+        "birthDate": patient.get("birthDate"),
+        "age": age,
+    }
 
 
 def evaluate_request(s: ServiceState, req: dict[str, Any], now: datetime, base_url: str | None) -> dict[str, Any]:
@@ -107,7 +115,9 @@ def evaluate_request(s: ServiceState, req: dict[str, Any], now: datetime, base_u
     hook = req.get("hook")
     service_id = next((sid for sid, svc in s.services.items() if svc.hook == hook), None)
     if service_id is None:
-        raise HttpError(400, f"no service answers the hook {hook!r}; hofhir answers {', '.join(SUPPORTED_HOOKS)}", "hook")
+        raise HttpError(
+            400, f"no service answers the hook {hook!r}; hofhir answers {', '.join(SUPPORTED_HOOKS)}", "hook"
+        )
     body = check_request(req, str(hook))
     try:
         prefetch = resolve_prefetch(body, s.knowledge, time.monotonic() + PREFETCH_BUDGET_S)

@@ -27,13 +27,39 @@ def markdown(text: str) -> str:
     return html
 
 
+FOLDED = ("Evidence",)  # detail sections shown folded: the quotes behind the rules, one click away
+
+
+def detail_html(text: str) -> str:
+    """The detail as HTML, its "Evidence" section folded in a <details> (split where markdown-it says it starts)."""
+    lines = text.splitlines(keepends=True)
+    tokens = _MD.parse(text)
+    for i, token in enumerate(tokens[:-1]):
+        nxt = tokens[i + 1]
+        if token.type == "paragraph_open" and token.map and nxt.type == "inline" and _plain(nxt).strip() in FOLDED:
+            start, end = token.map
+            head, title, rest = "".join(lines[:start]), _plain(nxt).strip(), "".join(lines[end:])
+            # The closing italic line (advice only...) stays visible after the folded quotes.
+            tail = ""
+            rest_tokens = _MD.parse(rest)
+            last = next((t for t in reversed(rest_tokens) if t.type == "paragraph_open" and t.map), None)
+            if last is not None and last.map and rest_tokens.index(last) > 0 and last.level == 0:
+                rest_lines = rest.splitlines(keepends=True)
+                rest, tail = "".join(rest_lines[: last.map[0]]), "".join(rest_lines[last.map[0] :])
+            return (
+                f'{markdown(head)}<details class="evidence"><summary>{escape(title)}</summary>{markdown(rest)}</details>'
+                f"{markdown(tail)}"
+            )
+    return markdown(text)
+
+
 def stylesheet() -> str:
     return resources.files("cds_hooks").joinpath("ui/style.css").read_text(encoding="utf-8")
 
 
 def card_html(card: dict[str, Any], service_id: str | None = None, interactive: bool = True) -> str:
     """One card; with `interactive`, the dismiss menu and accept buttons the preview page wires to /feedback."""
-    indicator = card.get("indicator") if card.get("indicator") in ICONS else "info"
+    indicator = str(card.get("indicator")) if card.get("indicator") in ICONS else "info"
     topic = ((card.get("source") or {}).get("topic") or {}).get("code", "")
     parts = [
         f'<article class="card card-{indicator}" data-uuid="{escape(str(card.get("uuid", "")))}" '
@@ -44,7 +70,7 @@ def card_html(card: dict[str, Any], service_id: str | None = None, interactive: 
         f'<h3 class="card-summary">{escape(str(card.get("summary", "")))}</h3></header>',
     ]
     if card.get("detail"):
-        parts.append(f'<div class="card-detail">{markdown(str(card["detail"]))}</div>')
+        parts.append(f'<div class="card-detail">{detail_html(str(card["detail"]))}</div>')
     suggestions = card.get("suggestions") or []
     if suggestions:
         parts.append('<div class="card-suggestions">')
@@ -79,7 +105,11 @@ def card_html(card: dict[str, Any], service_id: str | None = None, interactive: 
         parts.append("</ul>")
     source = card.get("source") or {}
     label = escape(str(source.get("label", "")))
-    src = f'<a href="{escape(str(source["url"]))}" target="_blank" rel="noopener">{label}</a>' if source.get("url") else label
+    src = (
+        f'<a href="{escape(str(source["url"]))}" target="_blank" rel="noopener">{label}</a>'
+        if source.get("url")
+        else label
+    )
     parts.append(f'<footer class="card-foot"><span class="card-source">Source: {src}</span>')
     reasons = card.get("overrideReasons") or []
     if interactive:
@@ -93,7 +123,9 @@ def card_html(card: dict[str, Any], service_id: str | None = None, interactive: 
             f'<select class="override-reason" id="why-{escape(str(card.get("uuid", "")))}">'
             f'<option value="">Dismiss without a reason</option>{options}</select>'
         )
-        parts.append(f'<span class="dismiss">{menu}<button type="button" class="btn dismiss-btn">Dismiss</button></span>')
+        parts.append(
+            f'<span class="dismiss">{menu}<button type="button" class="btn dismiss-btn">Dismiss</button></span>'
+        )
     elif reasons:
         shown = ", ".join(escape(str(r.get("display", r.get("code", "")))) for r in reasons)
         parts.append(f'<span class="muted">Override reasons: {shown}</span>')

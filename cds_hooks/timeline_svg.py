@@ -179,7 +179,9 @@ def render(t: Timeline, title: str = "Heterotopic ossification timeline") -> str
 
     # ---- backgrounds (drawn first, under everything) ----
     back = _Canvas([])
-    back.add(f'<rect x="{LEFT}" y="{plot_top:.1f}" width="{PLOT_W}" height="{plot_bottom - plot_top:.1f}" fill="#fff"/>')
+    back.add(
+        f'<rect x="{LEFT}" y="{plot_top:.1f}" width="{PLOT_W}" height="{plot_bottom - plot_top:.1f}" fill="#fff"/>'
+    )
     for when in sorted({m.when for m in t.index_marks}):
         mark = next(m for m in t.index_marks if m.when == when)
         wx0, wx1 = scale.x(mark.window.start), scale.x(mark.window.end)
@@ -227,13 +229,13 @@ def render(t: Timeline, title: str = "Heterotopic ossification timeline") -> str
 
     # ---- axis and legend ----
     axis = _Canvas([])
-    axis.add(
-        f'<line x1="{LEFT}" y1="{plot_bottom:.1f}" x2="{LEFT + PLOT_W}" y2="{plot_bottom:.1f}" stroke="{INK}"/>'
-    )
+    axis.add(f'<line x1="{LEFT}" y1="{plot_bottom:.1f}" x2="{LEFT + PLOT_W}" y2="{plot_bottom:.1f}" stroke="{INK}"/>')
     last_hi = -1e9
     for when, label in _ticks(t.start, t.end):
         tx = scale.x(when)
-        axis.add(f'<line x1="{tx:.1f}" y1="{plot_bottom:.1f}" x2="{tx:.1f}" y2="{plot_bottom + 5:.1f}" stroke="{INK}"/>')
+        axis.add(
+            f'<line x1="{tx:.1f}" y1="{plot_bottom:.1f}" x2="{tx:.1f}" y2="{plot_bottom + 5:.1f}" stroke="{INK}"/>'
+        )
         if tx - _w(label) / 2 > last_hi + 6:
             axis.text(tx, plot_bottom + 18, label, anchor="middle", fill=MUTED)
             last_hi = tx + _w(label) / 2
@@ -329,7 +331,8 @@ def _lane(c: _Canvas, scale: _Scale, key: str, label: str, events: list[Event], 
     placed = []
     for e in events:
         x0 = scale.x(e.start)
-        x1 = scale.x(now if e.ongoing else e.end) if (e.ongoing or e.end) else x0
+        until = now if e.ongoing else e.end
+        x1 = scale.x(until) if until is not None else x0
         text = e.label + (" (ordered)" if e.ordered_only else "")
         placed.append((x0, x1, _placed(x0, x1, text)))
     rows = _pack([(lo, hi) for _, _, (lo, hi, _, _) in placed])
@@ -346,7 +349,9 @@ def _lane(c: _Canvas, scale: _Scale, key: str, label: str, events: list[Event], 
                 f'fill="{colour}" fill-opacity="0.8"{dash}/>'
             )
             if e.ongoing:
-                c.add(f'<path d="M{x1:.1f} {cy - 6:.1f} L{x1 + 6:.1f} {cy:.1f} L{x1:.1f} {cy + 6:.1f} Z" fill="{colour}"/>')
+                c.add(
+                    f'<path d="M{x1:.1f} {cy - 6:.1f} L{x1 + 6:.1f} {cy:.1f} L{x1:.1f} {cy + 6:.1f} Z" fill="{colour}"/>'
+                )
         elif key in ("imaging", "duplex"):
             shape = (
                 f'<rect class="{cls}" x="{x0 - 5:.1f}" y="{cy - 5:.1f}" width="10" height="10" fill="{colour}"/>'
@@ -389,7 +394,14 @@ def _legend(c: _Canvas, y: float) -> float:
         cx = x + 7
         c.add(
             shape.format(
-                x=f"{cx:.1f}", xm=f"{x:.1f}", x6=f"{x + 14:.1f}", xl=f"{cx - 6:.1f}", xr=f"{cx + 6:.1f}", a=f"{y - 10:.1f}", b=f"{y + 2:.1f}", y0=f"{y - 4:.1f}"
+                x=f"{cx:.1f}",
+                xm=f"{x:.1f}",
+                x6=f"{x + 14:.1f}",
+                xl=f"{cx - 6:.1f}",
+                xr=f"{cx + 6:.1f}",
+                a=f"{y - 10:.1f}",
+                b=f"{y + 2:.1f}",
+                y0=f"{y - 4:.1f}",
             )
         )
         c.text(x + 20, y, label, fill=MUTED)

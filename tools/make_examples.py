@@ -33,7 +33,9 @@ def condition(pid: str, rid: str, days: float, text: str, *codings: tuple[str, s
     return {
         "resourceType": "Condition",
         "id": f"{pid}-{rid}",
-        "clinicalStatus": concept("Active", ("http://terminology.hl7.org/CodeSystem/condition-clinical", "active", "Active")),
+        "clinicalStatus": concept(
+            "Active", ("http://terminology.hl7.org/CodeSystem/condition-clinical", "active", "Active")
+        ),
         "verificationStatus": concept(
             "Confirmed", ("http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed", "Confirmed")
         ),
@@ -49,7 +51,11 @@ def lab(pid: str, rid: str, days: float, code: str, text: str, value: float, uni
         "resourceType": "Observation",
         "id": f"{pid}-{rid}",
         "status": "final",
-        "category": [concept("Laboratory", ("http://terminology.hl7.org/CodeSystem/observation-category", "laboratory", "Laboratory"))],
+        "category": [
+            concept(
+                "Laboratory", ("http://terminology.hl7.org/CodeSystem/observation-category", "laboratory", "Laboratory")
+            )
+        ],
         "code": concept(text, (LOINC, code, text)),
         "subject": {"reference": f"Patient/{pid}"},
         "effectiveDateTime": when(days),
@@ -70,7 +76,12 @@ def procedure(pid: str, rid: str, days: float, text: str, *codings: tuple[str, s
 
 
 def bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources), "entry": [{"resource": r} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"resource": r} for r in resources],
+    }
 
 
 def request(hook: str, pid: str, patient: dict[str, Any], res: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
@@ -92,7 +103,13 @@ def request(hook: str, pid: str, patient: dict[str, Any], res: list[dict[str, An
 
 
 def patient(pid: str, family: str, given: str, gender: str, born: str) -> dict[str, Any]:
-    return {"resourceType": "Patient", "id": pid, "name": [{"family": family, "given": [given]}], "gender": gender, "birthDate": born}
+    return {
+        "resourceType": "Patient",
+        "id": pid,
+        "name": [{"family": family, "given": [given]}],
+        "gender": gender,
+        "birthDate": born,
+    }
 
 
 def examples() -> list[tuple[str, str, dict[str, Any]]]:
@@ -107,10 +124,31 @@ def examples() -> list[tuple[str, str, dict[str, Any]]]:
                 p,
                 patient(p, "Keller", "Maria", "female", "1983-04-12"),
                 [
-                    condition(p, "sci", -42, "Complete spinal cord injury, T1 (road traffic collision)", (ICD, "S24.111A", "Complete lesion at T1 level of thoracic spinal cord, initial encounter"), (SCT, "90584004", "Spinal cord injury")),
+                    condition(
+                        p,
+                        "sci",
+                        -42,
+                        "Complete spinal cord injury, T1 (road traffic collision)",
+                        (ICD, "S24.111A", "Complete lesion at T1 level of thoracic spinal cord, initial encounter"),
+                        (SCT, "90584004", "Spinal cord injury"),
+                    ),
                     condition(p, "paraplegia", -42, "Complete paraplegia", (ICD, "G82.21", "Paraplegia, complete")),
-                    condition(p, "stiff-hip", -4, "Right hip stiff, range of motion reduced", (SCT, "249914008", "Stiff hip"), (ICD, "M25.651", "Stiffness of right hip")),
-                    condition(p, "swelling", -4, "Swelling of right thigh", (SCT, "80068009", "Swelling of lower limb"), (ICD, "R22.41", "Localized swelling, right lower limb")),
+                    condition(
+                        p,
+                        "stiff-hip",
+                        -4,
+                        "Right hip stiff, range of motion reduced",
+                        (SCT, "249914008", "Stiff hip"),
+                        (ICD, "M25.651", "Stiffness of right hip"),
+                    ),
+                    condition(
+                        p,
+                        "swelling",
+                        -4,
+                        "Swelling of right thigh",
+                        (SCT, "80068009", "Swelling of lower limb"),
+                        (ICD, "R22.41", "Localized swelling, right lower limb"),
+                    ),
                     lab(p, "alp-1", -36, "6768-6", "Alkaline phosphatase", 104, "U/L"),
                     lab(p, "alp-2", -20, "6768-6", "Alkaline phosphatase", 139, "U/L"),
                     lab(p, "alp-3", -5, "6768-6", "Alkaline phosphatase", 204, "U/L"),
@@ -129,9 +167,29 @@ def examples() -> list[tuple[str, str, dict[str, Any]]]:
                 p,
                 patient(p, "Osei", "Daniel", "male", "1962-09-03"),
                 [
-                    condition(p, "as", -4000, "Ankylosing spondylitis", (ICD, "M45.9", "Ankylosing spondylitis of unspecified sites in spine"), (SCT, "9631008", "Ankylosing spondylitis")),
-                    condition(p, "oa", -900, "Primary osteoarthritis of left hip", (ICD, "M16.12", "Unilateral primary osteoarthritis, left hip")),
-                    procedure(p, "tha", -8, "Total hip arthroplasty, left", (CPT, "27130", "Arthroplasty, acetabular and proximal femoral prosthetic replacement"), (SCT, "52734007", "Total replacement of hip")),
+                    condition(
+                        p,
+                        "as",
+                        -4000,
+                        "Ankylosing spondylitis",
+                        (ICD, "M45.9", "Ankylosing spondylitis of unspecified sites in spine"),
+                        (SCT, "9631008", "Ankylosing spondylitis"),
+                    ),
+                    condition(
+                        p,
+                        "oa",
+                        -900,
+                        "Primary osteoarthritis of left hip",
+                        (ICD, "M16.12", "Unilateral primary osteoarthritis, left hip"),
+                    ),
+                    procedure(
+                        p,
+                        "tha",
+                        -8,
+                        "Total hip arthroplasty, left",
+                        (CPT, "27130", "Arthroplasty, acetabular and proximal femoral prosthetic replacement"),
+                        (SCT, "52734007", "Total replacement of hip"),
+                    ),
                     lab(p, "temp", -2, "8310-5", "Body temperature", 37.0, "Cel"),
                 ],
             ),
@@ -143,7 +201,10 @@ def examples() -> list[tuple[str, str, dict[str, Any]]]:
         "id": f"{p}-excision",
         "status": "draft",
         "intent": "order",
-        "code": concept("Excision of heterotopic bone, right hip", (CPT, "27036", "Capsulectomy or capsulotomy, hip, with or without excision of heterotopic bone")),
+        "code": concept(
+            "Excision of heterotopic bone, right hip",
+            (CPT, "27036", "Capsulectomy or capsulotomy, hip, with or without excision of heterotopic bone"),
+        ),
         "subject": {"reference": f"Patient/{p}"},
         "authoredOn": when(0),
     }
@@ -156,8 +217,20 @@ def examples() -> list[tuple[str, str, dict[str, Any]]]:
                 p,
                 patient(p, "Lindqvist", "Erik", "male", "1990-01-22"),
                 [
-                    condition(p, "sci", -275, "Complete spinal cord injury, T1", (ICD, "S24.111A", "Complete lesion at T1 level of thoracic spinal cord, initial encounter")),
-                    condition(p, "ho", -200, "Neurogenic heterotopic ossification, right hip", (ICD, "M61.251", "Paralytic calcification and ossification of muscle, right thigh")),
+                    condition(
+                        p,
+                        "sci",
+                        -275,
+                        "Complete spinal cord injury, T1",
+                        (ICD, "S24.111A", "Complete lesion at T1 level of thoracic spinal cord, initial encounter"),
+                    ),
+                    condition(
+                        p,
+                        "ho",
+                        -200,
+                        "Neurogenic heterotopic ossification, right hip",
+                        (ICD, "M61.251", "Paralytic calcification and ossification of muscle, right thigh"),
+                    ),
                     lab(p, "alp-1", -120, "6768-6", "Alkaline phosphatase", 295, "U/L"),
                     lab(p, "alp-2", -30, "6768-6", "Alkaline phosphatase", 236, "U/L"),
                 ],
@@ -175,7 +248,15 @@ def examples() -> list[tuple[str, str, dict[str, Any]]]:
                 "patient-view",
                 p,
                 patient(p, "Novak", "Ivana", "female", "1975-06-30"),
-                [condition(p, "sci", -3650, "Incomplete spinal cord injury, T6", (ICD, "S24.151A", "Other incomplete lesion at T1 level of thoracic spinal cord"))],
+                [
+                    condition(
+                        p,
+                        "sci",
+                        -3650,
+                        "Incomplete spinal cord injury, T6",
+                        (ICD, "S24.151A", "Other incomplete lesion at T1 level of thoracic spinal cord"),
+                    )
+                ],
             ),
         )
     )
@@ -188,7 +269,9 @@ def main() -> None:
     for pid, title, body in examples():
         (OUT / f"{pid}.json").write_text(json.dumps(body, indent=1) + "\n")
         index.append({"id": pid, "title": title, "hook": body["hook"], "file": f"{pid}.json"})
-    (OUT / "index.json").write_text(json.dumps({"recordedAt": RECORDED_AT.isoformat(), "examples": index}, indent=1) + "\n")
+    (OUT / "index.json").write_text(
+        json.dumps({"recordedAt": RECORDED_AT.isoformat(), "examples": index}, indent=1) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -138,7 +138,5 @@ def request_from_resources(resources_: list[dict[str, Any]], hook: str = "patien
 
 def bundle_entries(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     return [
-        e["resource"]
-        for e in bundle.get("entry") or []
-        if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+        e["resource"] for e in bundle.get("entry") or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)
     ]

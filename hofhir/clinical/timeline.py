@@ -371,9 +371,9 @@ def _in_relevance(
     if any(relevance.start <= m.when <= relevance.end for m in marks if m.population is not Population.HO_HISTORY):
         return True
     for entry in facts.recorded("ho"):
-        if entry.resource_type == "Condition" and entry.active and entry.when is not None:
-            if relevance.start <= ensure_aware(entry.when) <= relevance.end:
-                return True
+        active = entry.resource_type == "Condition" and entry.active and entry.when is not None
+        if active and entry.when is not None and relevance.start <= ensure_aware(entry.when) <= relevance.end:
+            return True
     for lane in lanes:
         for e in lane.events:
             if e.concept == "ho_excision" and not e.ordered_only and relevance.start <= e.start <= relevance.end:

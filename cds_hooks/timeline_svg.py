@@ -273,7 +273,7 @@ def _nice(lo: float, hi: float) -> tuple[float, float]:
 
 def _nice_ticks(lo: float, hi: float) -> list[float]:
     """Two or three round values inside [lo, hi] for the y axis."""
-    raw = (hi - lo) / 3
+    raw = (hi - lo) / 4
     magnitude = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     first = math.ceil(lo / step) * step

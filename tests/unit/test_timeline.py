@@ -139,3 +139,33 @@ def test_the_svg_of_a_synthea_patient_is_inside_its_box(path: Path, kb: Knowledg
     svg = render(build_timeline(build_facts(inputs, kb, now), evaluation, kb))
     _check_svg(svg)
     assert re.search(r"<title[^>]*>", svg)
+
+
+def test_imaging_duplex_procedures_and_drug_spans_are_in_their_lanes(kb: Knowledge) -> None:
+    from tests.builders import NOW, condition, medication_request, patient, procedure, request, service_request
+
+    resources = [
+        patient("male", 45),
+        condition("S24.111A", days_ago=400),  # SCI over a year ago
+        condition("M61.251", days_ago=300),  # HO of the hip
+        procedure("78315", days_ago=280),  # three-phase bone scan
+        procedure("93970", days_ago=270),  # venous duplex
+        procedure("27036", days_ago=20),  # HO excision
+        procedure("77401", days_ago=19),  # radiotherapy
+        medication_request("5781", "indomethacin 25 MG", days_ago=18),
+        service_request("73502", status="active", days_ago=1),  # a hip radiograph ordered
+    ]
+    body = request("patient-view", resources)
+    inputs = from_hook_request(body, kb.terminology, body["prefetch"])
+    evaluation = evaluate(inputs, NOW, kb)
+    t = build_timeline(build_facts(inputs, kb, NOW), evaluation, kb)
+    imaging = lane(t, "imaging")
+    assert [(e.concept, e.ordered_only) for e in imaging] == [("bone_scan", False), ("hip_radiograph", True)]
+    assert [e.concept for e in lane(t, "duplex")] == ["venous_duplex"]
+    assert [e.concept for e in lane(t, "procedures")] == ["ho_excision", "radiotherapy"]
+    [drug] = lane(t, "drugs")
+    assert drug.concept == "indomethacin" and drug.ongoing, "an active prescription runs to now, drawn once"
+    assert t.in_relevance_window, "an HO excision 20 days ago (§3a)"
+    svg = render(t)
+    _check_svg(svg)
+    assert svg.count('class="event event-imaging"') == 2 and 'class="event event-duplex"' in svg

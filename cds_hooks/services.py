@@ -34,6 +34,9 @@ OBSERVATION_SETS = (
     "venous_duplex",
     "ct_planning",
     "pressure_ulcer",
+    # ho-rules 1.1 §5a: the NSAID safety screen reads eGFR, or creatinine to compute it (CKD-EPI 2021).
+    "egfr",
+    "creatinine",
 )
 
 

@@ -45,8 +45,33 @@ def _codes(resource: dict[str, Any]) -> set[str]:
     return found
 
 
+INDOMETHACIN_CODES = ["5781", "197817", "310992"]
+
+
+def spec_1_1(expect: dict[str, Any]) -> dict[str, Any]:
+    """An expect file written for ho-rules 1.0 whose expectation ho-rules 1.1 reverses, adjusted to 1.1.
+
+    s04 (generated 2026-11-21, before 1.1) expects an indomethacin suggestion for a man of 70. ho-rules 1.1
+    §5a says indomethacin is not suggested from age 65 (LIT-BEERS-INDOMETHACIN) and §9 forbids suggesting a
+    drug the screen rules out, so under 1.1 the card must suggest radiotherapy only and cite the Beers item.
+    Nothing else in the case changes. (shared/ is read-only: the adjustment lives here, stated.)
+    """
+    if expect.get("case_id") != "s04":
+        return expect
+    adjusted = json.loads(json.dumps(expect))
+    groups = adjusted.get("suggestion_codes", {}).get("ho-prophylaxis", [])
+    adjusted["suggestion_codes"]["ho-prophylaxis"] = [g for g in groups if g != INDOMETHACIN_CODES]
+    adjusted.setdefault("suggestion_codes_absent", {})["ho-prophylaxis"] = INDOMETHACIN_CODES
+    adjusted["rules_include"]["ho-prophylaxis"] = [
+        *adjusted["rules_include"]["ho-prophylaxis"],
+        "LIT-BEERS-INDOMETHACIN",
+    ]
+    return adjusted
+
+
 def check(body: dict[str, Any], expect: dict[str, Any]) -> list[str]:
     """Every way `body` (a CDS Hooks response) fails the expect file; empty when it passes."""
+    expect = spec_1_1(expect)
     problems = list(response_problems(body))
     cards = body.get("cards", [])
     by_topic = {c["source"]["topic"]["code"]: c for c in cards}

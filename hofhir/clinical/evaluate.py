@@ -149,19 +149,30 @@ def _draft_orders(inputs: ClinicalInput, k: Knowledge) -> list[tuple[dict[str, A
     return out
 
 
+def _session_drafts(inputs: ClinicalInput, k: Knowledge) -> list[tuple[dict[str, Any], set[str]]]:
+    """Every active draft of the order session, selected or not: what is drafted beside an order (an NSAID or
+    an anticoagulant beside a THA) counts for ho-rules 1.1 §5/§5a even on order-select."""
+    return [
+        (order, relevant_sets(order, k.terminology))
+        for order in inputs.draft_orders
+        if order.get("status") not in INACTIVE_DRAFTS
+    ]
+
+
 def _order_findings(facts: PatientFacts, inputs: ClinicalInput, k: Knowledge, now: datetime) -> list[Finding]:
     drafts = _draft_orders(inputs, k)
     findings: list[Finding] = diagnosis.imaging_orders(facts, k, now, drafts)
     indicated = prophylaxis.prophylaxis_indicated(facts, k, now)
+    session = _session_drafts(inputs, k)
     for order, concepts in drafts:
         if "ho_excision" in concepts:
             findings.append(surgery.readiness(facts, k, now, order))
         if "tha" in concepts and not concepts & {"hemiarthroplasty"} and order.get("resourceType") == "ServiceRequest":
-            found = prophylaxis.tha_order(facts, k, now, order, concepts)
+            found = prophylaxis.tha_order(facts, k, now, order, concepts, session)
             if found is not None:
                 findings.append(found)
         if "nsaid" in concepts and order.get("resourceType", "").startswith("Medication"):
-            found = prophylaxis.nsaid_order(facts, k, now, order, indicated)
+            found = prophylaxis.nsaid_order(facts, k, now, order, indicated, session)
             if found is not None:
                 findings.append(found)
         if "rom_therapy" in concepts:

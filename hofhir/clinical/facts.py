@@ -33,7 +33,7 @@ POPULATION_SETS: dict[Population, tuple[str, ...]] = {
     Population.HO_HISTORY: ("ho",),
 }
 PROCEDURE_POPULATIONS = frozenset({Population.THA, Population.ACETABULAR_ORIF})
-MEASURED = frozenset({"alp", "calcium", "body_temperature", "gcs_total"})
+MEASURED = frozenset({"alp", "calcium", "body_temperature", "gcs_total", "egfr", "creatinine"})
 
 # Status values that take a resource out of the picture (ho-rules-v1 §9).
 IGNORED_STATUS: dict[str, frozenset[str]] = {

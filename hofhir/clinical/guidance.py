@@ -88,8 +88,13 @@ def _shorten(summary: str) -> str:
     return summary[: SUMMARY_LIMIT - 1].rstrip(" ,;:") + "…"
 
 
+QUOTES_PER_ITEM = 2
+
+
 def _evidence_lines(k: Knowledge, rules: tuple[str, ...]) -> list[str]:
+    """One line per cited ID; each distinct quote is printed once per card, even when several IDs share it."""
     lines: list[str] = []
+    printed: set[str] = set()
     for ident in rules:
         item = k.evidence.get(ident)
         if item is None:
@@ -97,8 +102,13 @@ def _evidence_lines(k: Knowledge, rules: tuple[str, ...]) -> list[str]:
         label = "[LIT]" if item.is_literature else item.source
         flag = " *(contested: presented as such)*" if item.contested else ""
         if item.quotes:
-            quote = " … ".join(f"“{q}”" for q in item.quotes[:2])
-            lines.append(f"- **{ident}** ({label}){flag}: {md(quote)}")
+            fresh = [q for q in dict.fromkeys(item.quotes) if q not in printed][:QUOTES_PER_ITEM]
+            printed.update(fresh)
+            if fresh:
+                quote = " … ".join(f"“{q}”" for q in fresh)
+                lines.append(f"- **{ident}** ({label}){flag}: {md(quote)}")
+            else:
+                lines.append(f"- **{ident}** ({label}){flag}: {md(item.statement)} (quoted above).")
         else:
             lines.append(f"- **{ident}** ({label}){flag}: {md(item.statement)}. {md(item.text)}")
     return lines

@@ -41,7 +41,7 @@ def test_vignette_through_the_cli(case: str) -> None:
 
 
 def test_there_are_ten_vignettes() -> None:
-    assert len(cases()) == 10
+    assert len(cases()) == 16  # s01-s10, and s11-s16 for ho-rules 1.1
 
 
 def test_a_request_without_prefetch_or_fhir_server_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -98,3 +98,39 @@ def test_terminology_file_is_the_shared_one() -> None:
     if shared.exists():
         assert (ROOT / "hofhir" / "knowledge" / "ho-terminology.json").read_bytes() == shared.read_bytes()
     assert shutil.which("python3") is not None
+
+
+# A quote that is only a label or a joint of the source text ("S2: ", " Caveat: ") was cut out of a longer
+# passage by mistake: it reaches every card that cites the item and the /rules page.
+_LABEL = re.compile(r"\b(?:S1|S2|S1\+S2|Caveat|Note|LIT)\s*:", re.IGNORECASE)
+
+
+def test_no_catalogue_quote_is_a_fragment_or_a_label() -> None:
+    k = load()
+    bad = []
+    for item in k.evidence.values():
+        for quote in item.quotes:
+            problems = []
+            if quote != quote.strip():
+                problems.append("leading or trailing space")
+            if len(re.findall(r"\w", quote)) < 8:
+                problems.append("too short to be a quote")
+            if _LABEL.search(quote):
+                problems.append("contains a source label")
+            if quote.count("“") != quote.count("”") or quote.count('"') % 2:
+                problems.append("unbalanced quotation marks")
+            if problems:
+                bad.append((item.id, quote, problems))
+    assert bad == []
+
+
+def test_the_fragment_check_catches_the_old_i01_quotes() -> None:
+    for fragment in (" S2: ", " Caveat: ", "Three-phase 99m Technetium bone scan is the current “gold standard"):
+        assert fragment != fragment.strip() or _LABEL.search(fragment) or fragment.count("“") != fragment.count("”")
+
+
+def test_i01_quotes_the_two_seeds_and_the_caveat() -> None:
+    quotes = load().cite("I-01").quotes
+    assert quotes[0].startswith("Three-phase 99m Technetium bone scan is the current “gold standard” for earliest")
+    assert "A triple phase bone scan is the main study used for confirmation of HO." in quotes
+    assert "low specificity" in quotes

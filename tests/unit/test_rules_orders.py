@@ -367,7 +367,10 @@ def test_nsaid_order_while_acetabular_prophylaxis_is_indicated_is_the_prophylaxi
     assert prophylaxis.indicator.value == "info"
     assert "PX-01" in prophylaxis.rules
     assert "acetabular-orif" in prophylaxis.populations
-    assert "**Caution**" not in prophylaxis.detail
+    # 1.1 §5a applies to the NSAID being ordered: the acetabular nonunion line and the unchecked kidney function.
+    assert {"LIT-NONUNION-ACETABULUM", "LIT-ACETABULAR-NO-BENEFIT"} <= set(prophylaxis.rules)
+    assert "Kidney function not in the record" in prophylaxis.detail
+    assert "anticoagulant" not in prophylaxis.detail.split("**Caution**")[1].split("**Evidence**")[0]
 
 
 def test_nsaid_order_with_active_enoxaparin_carries_a_caution(run: Run) -> None:
@@ -377,9 +380,11 @@ def test_nsaid_order_with_active_enoxaparin_carries_a_caution(run: Run) -> None:
     assert "Enoxaparin" in detail
 
 
-def test_nsaid_order_with_a_stopped_anticoagulant_carries_no_caution(run: Run) -> None:
+def test_nsaid_order_with_a_stopped_anticoagulant_carries_no_bleeding_caution(run: Run) -> None:
     evaluation = run(orif_record(enoxaparin(status="stopped")), hook="order-sign", draft_orders=[nsaid_draft()])
-    assert "**Caution**" not in card(evaluation, "ho-prophylaxis").detail
+    prophylaxis = card(evaluation, "ho-prophylaxis")
+    assert "Enoxaparin" not in prophylaxis.detail
+    assert "LIT-BEERS-ANTICOAG" not in prophylaxis.rules
 
 
 def test_nsaid_order_without_an_indication_gives_no_card(run: Run) -> None:

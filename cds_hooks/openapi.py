@@ -486,6 +486,27 @@ def document(base_url: str | None = None) -> dict[str, Any]:
                     },
                 }
             },
+            "/ui/app.js": {
+                "get": {
+                    "summary": "The preview page's script",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "JavaScript",
+                            "content": {"text/javascript": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/ui/style.css": {
+                "get": {
+                    "summary": "The preview page's and the HTML report's style sheet",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "CSS", "content": {"text/css": {"schema": {"type": "string"}}}}
+                    },
+                }
+            },
             "/preview/examples": {
                 "get": {
                     "summary": "The built-in example patients",

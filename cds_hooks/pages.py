@@ -86,9 +86,14 @@ def home() -> Response:
     return _ui_file("index.html")
 
 
-@blueprint.get("/ui/<name>")
-def ui_file(name: str) -> Response:
-    return _ui_file(name)
+@blueprint.get("/ui/app.js")
+def ui_script() -> Response:
+    return _ui_file("app.js")
+
+
+@blueprint.get("/ui/style.css")
+def ui_style() -> Response:
+    return _ui_file("style.css")
 
 
 @blueprint.get("/preview/examples")

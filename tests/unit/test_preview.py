@@ -30,7 +30,7 @@ def test_the_page_and_its_files_are_served_with_a_strict_policy(client: FlaskCli
     assert client.get("/ui/app.js").status_code == 200
     assert client.get("/ui/style.css").content_type.startswith("text/css")
     assert client.get("/ui/../pages.py").status_code == 404
-    assert client.get("/ui/nothing.js").status_code == 404
+    assert client.get("/ui/index.html").status_code == 404, "only the page's own two files are served"
 
 
 def test_every_example_is_listed_with_its_service_and_evaluates(client: FlaskClient) -> None:

@@ -29,7 +29,8 @@
       return;
     }
     const issues = body && body.resourceType === "OperationOutcome" && Array.isArray(body.issue) ? body.issue : [];
-    box.append(el("h3", "The input was not accepted (HTTP " + status + "): " + issues.length + " issue(s)"));
+    box.append(el("h3", "Not evaluated: the service answered HTTP " + status + " with an OperationOutcome of " +
+      issues.length + (issues.length === 1 ? " issue" : " issues")));
     const list = el("ul");
     for (const issue of issues) {
       const item = el("li");
@@ -79,6 +80,8 @@
       cards.append(...parseFragment(data.cardsHtml, "text/html"));
     }
     const figure = $("timeline");
+    figure.hidden = false;
+    $("timeline-empty").hidden = true;
     figure.replaceChildren(...parseFragment(data.timeline.svg, "image/svg+xml"));
     const caption = el("figcaption");
     const details = el("details");

@@ -1,4 +1,4 @@
-"""`hofhir`: evaluate a file, serve the CDS Hooks service, run a worker, probe a worker.
+"""`hofhir`: evaluate a file (text, json or an html report), send it to a running service, serve, run a worker, probe.
 
 The command lives at the edge because `evaluate --format json` prints exactly a CDS Hooks response body.
 """

@@ -6,7 +6,7 @@ greyscale-safe patterns), no dependency, no fonts or scripts embedded, and byte-
 a plotting library (matplotlib, Vega-Lite) would add a heavy dependency or a JavaScript runtime for less
 control over the text.
 
-Legible at 600 px wide: the viewBox is 760 units wide and the smallest text is 11 units (8.7 px at 600 px).
+Legible at 600 px wide: the viewBox is 680 units wide, body text 11 units (9.7 px at 600 px), tick labels 10.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from html import escape
 
 from hofhir.clinical.timeline import Event, Series, Timeline
 
-WIDTH = 760
+WIDTH = 680
 LEFT = 132  # the label column
 RIGHT = 14
 PLOT_W = WIDTH - LEFT - RIGHT

@@ -183,14 +183,16 @@ def run_worker(extra: list[str]) -> int:
             "hofhir worker: set HOFHIR_REDIS_URL (or HOFHIR_BROKER_URL); the embedded mode needs no worker\n"
         )
         return 2
+    # Kubernetes and most supervisors stop with SIGTERM; Celery's soft shutdown listens on SIGQUIT.
+    os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
+    # Only now (billiard reads REMAP_SIGTERM when imported): JSON logging from the first line (Celery warns
+    # early), and Celery's shutdown notices, which bypass logging, as JSON lines too.
     import celery.apps.worker
 
     from hofhir.adapters.jsonlog import configure_root, say_json
 
-    configure_root(os.environ.get("HOFHIR_LOG_LEVEL", "INFO"))  # JSON from the first line (Celery warns early)
-    celery.apps.worker.safe_say = say_json  # its shutdown notices bypass logging: JSON lines too
-    # Kubernetes and most supervisors stop with SIGTERM; Celery's soft shutdown listens on SIGQUIT.
-    os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
+    configure_root(os.environ.get("HOFHIR_LOG_LEVEL", "INFO"))
+    celery.apps.worker.safe_say = say_json
     metrics_port = os.environ.get("HOFHIR_WORKER_METRICS_PORT")
     if metrics_port:
         # Task metrics are counted in the pool's child processes: collect them through files, served here.

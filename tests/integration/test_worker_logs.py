@@ -14,7 +14,13 @@ from tests.vignettes import load
 def test_every_worker_log_line_is_json_and_the_task_line_has_ids_counts_and_time_only() -> None:
     with redis_server() as broker:
         worker = Worker(
-            {"HOFHIR_REDIS_URL": broker.url, "HOFHIR_AUTH": "off", "HOFHIR_WORKER_CONCURRENCY": "1"}, "logs"
+            {
+                "HOFHIR_REDIS_URL": broker.url,
+                "HOFHIR_AUTH": "off",
+                "HOFHIR_WORKER_CONCURRENCY": "1",
+                "HOFHIR_SOFT_SHUTDOWN_S": "1",
+            },
+            "logs",
         )
         try:
             worker.wait_ready()

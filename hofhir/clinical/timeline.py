@@ -262,8 +262,12 @@ def _num(value: float | None) -> str:
 
 
 def relevance_window_days(k: Knowledge) -> int:
-    """ho-rules-v1 §3a (1.1): the length of the relevance window, from the knowledge parameters."""
-    return int(k.param("windows", "relevance_window_days"))
+    """ho-rules-v1 §3a (1.1): the length of the relevance window, from the knowledge parameters
+    ([relevance] window_days where the rules define it, else [windows] relevance_window_days)."""
+    rules_own = (k.parameters.get("relevance") or {}).get("window_days")
+    if rules_own is not None:
+        return int(rules_own)
+    return k.window("relevance_window_days")
 
 
 def _event(lane: str, entry: Entry, now: datetime) -> Event | None:
@@ -342,7 +346,12 @@ def build_timeline(facts: PatientFacts, evaluation: Evaluation, k: Knowledge) ->
         )
         series.append(Series(concept, title, latest.unit, latest.low, latest.high, latest.range_source, points))
 
-    inside = _in_relevance(facts, evaluation, marks, lanes, relevance)
+    # The evaluation's own verdict when it records one (trace.relevanceWindow), else the §3a test here.
+    recorded = evaluation.trace.get("relevanceWindow")
+    if isinstance(recorded, dict) and isinstance(recorded.get("inside"), bool):
+        inside = bool(recorded["inside"])
+    else:
+        inside = _in_relevance(facts, evaluation, marks, lanes, relevance)
     dates = [m.when for m in marks] + [p.when for s in series for p in s.points]
     dates += [d for lane in lanes for e in lane.events for d in (e.start, e.end) if d is not None]
     start = min([*dates, now])

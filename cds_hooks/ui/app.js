@@ -91,6 +91,15 @@
     details.append(list);
     caption.append(details);
     figure.append(caption);
+    const rejected = data.rejected || [];
+    if (rejected.length) {
+      const box = el("div", null, "notice notice-warning");
+      box.append(el("strong", rejected.length + " resource(s) left out as invalid FHIR: "));
+      const list = el("ul");
+      for (const r of rejected.slice(0, 10)) list.append(el("li", r.resource + ": " + r.reason));
+      box.append(list);
+      cards.prepend(box);
+    }
     for (const button of cards.querySelectorAll(".dismiss-btn")) button.addEventListener("click", dismiss);
     for (const button of cards.querySelectorAll(".accept")) button.addEventListener("click", accept);
   }
@@ -112,6 +121,8 @@
     const answer = await post("/preview", body);
     if (!answer.ok) { showOutcome(answer.status, answer.data); return; }
     renderResult(answer.data);
+    // The request as evaluated (an example already shifted to today), ready to be edited and sent again.
+    if (body.example) $("paste").value = JSON.stringify(answer.data.request, null, 1);
   }
 
   async function sendFeedback(card, item, what) {

@@ -165,3 +165,19 @@ def test_example_dates_shift_by_whole_days_for_dates_and_exactly_for_date_times(
         "x": [{"onsetDateTime": "2026-01-03T13:00:00+00:00", "note": "2026-01-01"}],
     }
     assert examples.latest_date(doc) == datetime(2026, 1, 1, 10, tzinfo=UTC)
+
+
+def test_invalid_resources_are_left_out_and_listed(client: FlaskClient) -> None:
+    alp = {"coding": [{"system": "http://loinc.org", "code": "6768-6"}]}
+    bad = {
+        "resourceType": "Observation",
+        "id": "o1",
+        "status": "final",
+        "effectiveDateTime": "yesterday",
+        "code": alp,
+        "subject": {"reference": "Patient/p1"},
+    }
+    patient = {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1970-01-01"}
+    body = client.post("/preview", json={"text": json.dumps(patient) + "\n" + json.dumps(bad)}).json
+    assert [r["resource"] for r in body["rejected"]] == ["Observation/o1"]
+    assert body["quietReason"] and "no at-risk population" in body["quietReason"]

@@ -12,7 +12,7 @@ from typing import Any
 from hofhir.clinical.facts import PatientFacts, build_facts
 from hofhir.clinical.guidance import Guidance, combine
 from hofhir.clinical.model import Finding, Topic
-from hofhir.clinical.rules import diagnosis, prophylaxis, rehab, risk, surgery
+from hofhir.clinical.rules import diagnosis, pictures, prophylaxis, rehab, relevance, risk, surgery
 from hofhir.fhir.dates import ensure_aware
 from hofhir.fhir.read import ClinicalInput, InputError, relevant_sets
 from hofhir.knowledge import Knowledge, default_knowledge
@@ -63,6 +63,12 @@ class Evaluation:
     def as_dict(self) -> dict[str, Any]:
         return {"hook": self.hook, "guidance": [g.as_dict() for g in self.guidance], "trace": self.trace}
 
+    @property
+    def no_cards_reason(self) -> str | None:
+        """Why the response has no cards, as a code (cards.toml [no_cards_reasons]); None when it has cards."""
+        reason = self.trace.get("noCardsReason")
+        return str(reason) if reason else None
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Evaluation:
         return cls(
@@ -79,17 +85,35 @@ def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None =
     k = knowledge or default_knowledge()
     now = ensure_aware(now)
     facts = build_facts(inputs, k, now)
+    pictures.derive_populations(facts, k)
     assessment = risk.assess(facts, k, now)
+    order_hook = inputs.hook in ORDER_HOOKS
+    suspected = None if order_hook else diagnosis.suspicion(facts, k, now)
+    window = relevance.relevance(facts, k, now, suspected is not None)
+    drafts = _draft_orders(inputs, k) if order_hook else []
     if inputs.hook in CHART_HOOKS:
-        findings = _chart_findings(facts, assessment, k, now)
-    elif inputs.hook in ORDER_HOOKS:
-        findings = _order_findings(facts, inputs, k, now)
+        findings = _chart_findings(facts, assessment, k, now, suspected)
+    elif order_hook:
+        findings = _order_findings(facts, drafts, _session_drafts(inputs, k), k, now)
     else:
         findings = _discharge_findings(facts, assessment, k)
     allowed = HOOK_TOPICS[inputs.hook]
+    findings = [f for f in findings if f.topic in allowed]
+    withheld: list[dict[str, str]] = []
+    if not order_hook and not window.inside:
+        # ho-rules-v1 §3a (1.1): outside the relevance window the chart cards are withheld; the assessment
+        # stays in the trace (and in the Subscription write-back). Order hooks ignore the window.
+        withheld = [
+            {"topic": f.topic.value, "reason": relevance.OUTSIDE}
+            for f in findings
+            if f.topic in relevance.CHART_CARD_TOPICS
+        ]
+        findings = [f for f in findings if f.topic not in relevance.CHART_CARD_TOPICS]
     # Guidance is for the living: a deceased patient's chart gets no HO cards (the trace says why).
-    findings = [f for f in findings if f.topic in allowed and not facts.deceased]
+    if facts.deceased:
+        findings = []
     guidance = combine(findings, k)
+    assessed = risk.risk_finding(assessment, k)
     trace = {
         "knowledgeVersion": k.version,
         "now": now.isoformat(),
@@ -114,17 +138,59 @@ def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None =
             for p in assessment.populations
         },
         "riskLevel": assessment.level.value if assessment.level else None,
+        # The ho-risk assessment whether or not a card shows it (the write-back records it outside §3a too).
+        "assessment": {"summary": assessed.summary, "rules": list(assessed.rules)} if assessed else None,
+        "relevanceWindow": window.as_dict(),
+        "withheld": withheld,
         "findings": [{"topic": f.topic.value, "rules": list(f.rules), "summary": f.summary} for f in findings],
+        "noCardsReason": None if guidance else _no_cards_reason(facts, inputs.hook, window, withheld, drafts),
     }
     return Evaluation(inputs.hook, guidance, trace)
 
 
-def _chart_findings(facts: PatientFacts, assessment: risk.RiskAssessment, k: Knowledge, now: datetime) -> list[Finding]:
+def no_cards_message(evaluation: Evaluation, knowledge: Knowledge | None = None) -> str | None:
+    """The plain-words reason for an empty response (cards.toml [no_cards_reasons]), or None when it has cards."""
+    code = evaluation.no_cards_reason
+    if code is None:
+        return None
+    k = knowledge or default_knowledge()
+    template = k.cards.get("no_cards_reasons", {}).get(code)
+    if template is None:
+        return code
+    window = evaluation.trace.get("relevanceWindow") or {}
+    return str(template).format(days=window.get("windowDays", k.param("relevance", "window_days")))
+
+
+def _no_cards_reason(
+    facts: PatientFacts,
+    hook: str,
+    window: relevance.Relevance,
+    withheld: list[dict[str, str]],
+    drafts: list[tuple[dict[str, Any], set[str]]],
+) -> str:
+    """Why there are no cards, as a code of cards.toml [no_cards_reasons]."""
+    if facts.deceased:
+        return "deceased"
+    if hook in ORDER_HOOKS:
+        return "nothing-to-advise" if any(concepts for _, concepts in drafts) else "no-relevant-orders"
+    if withheld or (not window.inside and facts.populations()):
+        return relevance.OUTSIDE
+    if not facts.populations():
+        return "no-population"
+    return "nothing-to-advise"
+
+
+def _chart_findings(
+    facts: PatientFacts,
+    assessment: risk.RiskAssessment,
+    k: Knowledge,
+    now: datetime,
+    suspected: diagnosis.Suspicion | None,
+) -> list[Finding]:
     findings: list[Finding | None] = [
         risk.risk_finding(assessment, k),
-        diagnosis.surveillance(facts, assessment, k, now),
+        diagnosis.surveillance(facts, assessment, k, now, suspected),
     ]
-    suspected = diagnosis.suspicion(facts, k, now)
     if suspected is not None:
         findings.append(diagnosis.suspected_finding(suspected, facts, k, now))
     findings.append(diagnosis.dvt_differential(facts, k, now, suspected))
@@ -159,11 +225,15 @@ def _session_drafts(inputs: ClinicalInput, k: Knowledge) -> list[tuple[dict[str,
     ]
 
 
-def _order_findings(facts: PatientFacts, inputs: ClinicalInput, k: Knowledge, now: datetime) -> list[Finding]:
-    drafts = _draft_orders(inputs, k)
+def _order_findings(
+    facts: PatientFacts,
+    drafts: list[tuple[dict[str, Any], set[str]]],
+    session: list[tuple[dict[str, Any], set[str]]],
+    k: Knowledge,
+    now: datetime,
+) -> list[Finding]:
     findings: list[Finding] = diagnosis.imaging_orders(facts, k, now, drafts)
     indicated = prophylaxis.prophylaxis_indicated(facts, k, now)
-    session = _session_drafts(inputs, k)
     for order, concepts in drafts:
         if "ho_excision" in concepts:
             findings.append(surgery.readiness(facts, k, now, order))

@@ -12,15 +12,10 @@ from datetime import date, datetime
 from typing import Any
 
 from hofhir.clinical.model import Population
-from hofhir.fhir.dates import days_between, parse_date, parse_when, years_between
+from hofhir.fhir.dates import parse_date, parse_when, years_between
 from hofhir.fhir.read import ClinicalInput, label, relevant_sets
 from hofhir.knowledge import Knowledge
-from hofhir.knowledge.terminology import (
-    burn_is_full_thickness,
-    burn_tbsa_decile,
-    icd_codes,
-    tbi_loc_over_24h,
-)
+from hofhir.knowledge.terminology import icd_codes
 
 # Which value sets put a patient in a population (burn is decided by depth below).
 POPULATION_SETS: dict[Population, tuple[str, ...]] = {
@@ -67,6 +62,8 @@ class Entry:
     icd: tuple[str, ...] = ()
     site: str = ""
     note: str = ""
+    verification: str = ""  # Condition.verificationStatus code ("" when absent)
+    reasons: tuple[str, ...] = ()  # value sets named by the resource's reasonCode (orders, procedures)
 
 
 @dataclass(frozen=True)
@@ -83,10 +80,12 @@ class Measurement:
     high: float | None
     range_source: str  # "lab", "default (<source>)" or "" when no range applies
     interpretation: str = ""
+    unit_known: bool = True  # False: a unit the knowledge base cannot read or convert (never compared)
+    original: str = ""  # the value as recorded, when it was converted ("3.6 ukat/L")
 
     @property
     def above_range(self) -> bool | None:
-        if self.value is not None and self.high is not None:
+        if self.unit_known and self.value is not None and self.high is not None:
             return self.value > self.high
         if self.interpretation in ("H", "HH", "HU"):
             return True
@@ -139,6 +138,19 @@ class PatientFacts:
         dated = [e for e in events if e.when is not None]
         if dated:
             return max(dated, key=lambda e: e.when)  # type: ignore[arg-type,return-value]
+        return events[0] if events else None
+
+    def add_index(self, population: Population, entry: Entry) -> None:
+        events = self.index_events.setdefault(population, [])
+        if not any(e.resource == entry.resource for e in events):
+            events.append(IndexEvent(population, entry.when, entry.resource, entry.display))
+
+    def first_index_event(self, population: Population) -> IndexEvent | None:
+        """The earliest dated index event of a population (an undated one if none is dated)."""
+        events = self.index_events.get(population) or []
+        dated = [e for e in events if e.when is not None]
+        if dated:
+            return min(dated, key=lambda e: e.when)  # type: ignore[arg-type,return-value]
         return events[0] if events else None
 
     def age_on(self, when: datetime | None) -> int | None:
@@ -293,6 +305,10 @@ class _Builder:
         icd = tuple(icd_codes(primary))
         site = _site(resource)
         note = self.note(rtype, resource)
+        verification = _status_code(resource.get("verificationStatus")) if rtype == "Condition" else ""
+        reasons: set[str] = set()
+        for reason in resource.get("reasonCode") or []:
+            reasons |= self.k.terminology.sets_for_concept(reason, use_text=True)
         for concept in sorted(concepts):
             self.add(
                 Entry(
@@ -307,6 +323,8 @@ class _Builder:
                     icd=icd,
                     site=site,
                     note=note,
+                    verification=verification,
+                    reasons=tuple(sorted(reasons)),
                 )
             )
             if rtype == "Observation" and concept in MEASURED:
@@ -319,7 +337,8 @@ class _Builder:
             when = _period_start(r, "onset") or parse_when(r.get("recordedDate"))
             until = parse_when(r.get("abatementDateTime")) or _period_end(r, "abatement")
             clinical = _status_code(r.get("clinicalStatus"))
-            active = clinical not in INACTIVE_CLINICAL and until is None
+            # ho-rules-v1 §4 (1.1): a past abatement makes a condition history; a future one does not.
+            active = clinical not in INACTIVE_CLINICAL and (until is None or until > self.now)
             return when, until, active, False
         if rtype == "Observation":
             return _period_start(r, "effective") or parse_when(r.get("issued")), None, True, False
@@ -360,21 +379,68 @@ class _Builder:
         interpretation = ""
         for interp in r.get("interpretation") or []:
             interpretation = _status_code(interp) or interpretation
+        original = ""
         if concept == "body_temperature" and value is not None and unit in FAHRENHEIT:
+            original = f"{value:g} {unit}"
             value, unit = round((value - 32) * 5 / 9, 2), "Cel"
         low, high = _lab_range(r)
         range_source = "lab" if (low is not None or high is not None) else ""
+        unit_known = True
+        conversion = self.conversion(r, unit)
+        if conversion is not None:
+            # ho-rules-v1 §4 (1.1): a unit the knowledge base converts (µkat/L -> U/L), range and all.
+            factor, target = conversion
+            if value is not None:
+                original = f"{value:g} {unit}"
+                value = round(value * factor, 2)
+            low = round(low * factor, 2) if low is not None else None
+            high = round(high * factor, 2) if high is not None else None
+            unit = target
         if not range_source:
             low, high, range_source = self.default_range(r, unit, when)
+            unit_known = self.unit_readable(r, unit)
         self.facts.measurements.setdefault(concept, []).append(
-            Measurement(concept, ref, display, when, value, unit, low, high, range_source, interpretation)
+            Measurement(
+                concept,
+                ref,
+                display,
+                when,
+                value,
+                unit,
+                low,
+                high,
+                range_source,
+                interpretation,
+                unit_known=unit_known,
+                original=original,
+            )
         )
+
+    @staticmethod
+    def _loinc(r: dict[str, Any]) -> set[str]:
+        return {str(c.get("code")) for c in (r.get("code") or {}).get("coding") or [] if isinstance(c, dict)}
+
+    def conversion(self, r: dict[str, Any], unit: str) -> tuple[float, str] | None:
+        """(factor, target unit) when this result's unit is one the knowledge base converts."""
+        codes = self._loinc(r)
+        for spec in (self.k.parameters.get("unit_conversions") or {}).values():
+            if codes & set(spec.get("loinc", [])) and unit in spec.get("factors", {}):
+                return float(spec["factors"][unit]), str(spec["to"])
+        return None
+
+    def unit_readable(self, r: dict[str, Any], unit: str) -> bool:
+        """False when the knowledge base has a default range for this lab and cannot read its unit (§4 1.1)."""
+        codes = self._loinc(r)
+        for spec in (self.k.parameters.get("reference_ranges") or {}).values():
+            if codes & set(spec.get("loinc", [])):
+                return unit in spec.get("units", [])
+        return True
 
     def default_range(
         self, r: dict[str, Any], unit: str, when: datetime | None
     ) -> tuple[float | None, float | None, str]:
         """The knowledge base's default range for this LOINC code and unit, adults only where it says so."""
-        codes = {c.get("code") for c in (r.get("code") or {}).get("coding") or [] if isinstance(c, dict)}
+        codes = self._loinc(r)
         for spec in (self.k.parameters.get("reference_ranges") or {}).values():
             if not codes & set(spec.get("loinc", [])):
                 continue
@@ -400,120 +466,10 @@ class _Builder:
                     continue  # a population by procedure needs the procedure done, not a diagnosis or an order
                 if population not in PROCEDURE_POPULATIONS and entry.resource_type not in ("Condition",):
                     continue
-                self.add_index(population, entry)
-        # ho-rules-v1 §2: "coma after trauma" is the TBI population too (not a nontraumatic coma, R40.2A).
-        trauma = [
-            e for e in f.recorded("long_bone_fracture", "acetabular_fracture", "sci") if e.resource_type == "Condition"
-        ] + [
-            e
-            for entries in f.entries.values()
-            for e in entries
-            if e.resource_type == "Condition" and any(c.startswith("S") for c in e.icd)
-        ]
-        if trauma:
-            for coma in f.recorded("coma"):
-                if coma.resource_type == "Condition" and not any(c.startswith("R402A") for c in coma.icd):
-                    self.add_index(Population.TBI, coma)
-        for entry in f.recorded("burn", "burn_full_thickness"):
-            if entry.resource_type == "Condition" and (
-                entry.concept == "burn_full_thickness" or any(burn_is_full_thickness(c) for c in entry.icd)
-            ):
-                self.add_index(Population.BURN, entry)
-
-    def add_index(self, population: Population, entry: Entry) -> None:
-        events = self.facts.index_events.setdefault(population, [])
-        if not any(e.resource == entry.resource for e in events):
-            events.append(IndexEvent(population, entry.when, entry.resource, entry.display))
+                self.facts.add_index(population, entry)
+        # Populations that need interpreting (coma after trauma, burn depth) are added by
+        # hofhir.clinical.rules.pictures.derive_populations: the facts hold the dated record only.
 
 
 def build_facts(inputs: ClinicalInput, knowledge: Knowledge, now: datetime) -> PatientFacts:
     return _Builder(inputs, knowledge, now).build()
-
-
-# ---------- derived pictures the risk rules share ----------
-
-
-@dataclass(frozen=True)
-class SciPicture:
-    complete: bool | None  # None: completeness not recorded
-    levels: frozenset[str]  # "cervical", "thoracic", "lumbosacral"
-
-    @property
-    def lumbosacral_only(self) -> bool:
-        return self.levels == frozenset({"lumbosacral"})
-
-
-def sci_picture(facts: PatientFacts) -> SciPicture:
-    complete: bool | None = None
-    if facts.recorded("sci_complete"):
-        complete = True
-    elif facts.recorded("sci_incomplete"):
-        complete = False
-    levels = {
-        level
-        for level, concept in (
-            ("cervical", "sci_cervical"),
-            ("thoracic", "sci_thoracic"),
-            ("lumbosacral", "sci_lumbosacral"),
-        )
-        if facts.recorded(concept)
-    }
-    return SciPicture(complete, frozenset(levels))
-
-
-@dataclass(frozen=True)
-class TbiPicture:
-    severe_because: tuple[str, ...]  # empty: no sign of severity recorded
-    coma_days: float | None  # longest recorded coma, None if no coma recorded
-    coma_evidence: str
-
-
-def tbi_picture(facts: PatientFacts, knowledge: Knowledge, now: datetime) -> TbiPicture:
-    reasons: list[str] = []
-    severe_max = float(knowledge.param("gcs", "severe_max"))
-    gcs = [m for m in facts.measurements.get("gcs_total", []) if m.value is not None]
-    low_gcs = [m for m in gcs if m.value is not None and m.value <= severe_max]
-    if low_gcs:
-        worst = min(low_gcs, key=lambda m: m.value or 0)
-        reasons.append(f"GCS {worst.value:g} recorded ({worst.resource})")
-    for entry in facts.recorded("gcs_severe_code"):
-        reasons.append(f"GCS 3-8 coded ({entry.display})")
-    for entry in facts.recorded("tbi"):
-        if any(tbi_loc_over_24h(code) for code in entry.icd):
-            reasons.append(f"loss of consciousness over 24 h ({entry.display})")
-    comas = facts.recorded("coma")
-    if comas:
-        reasons.append(f"coma recorded ({comas[0].display})")
-    coma_days: float | None = None
-    evidence = ""
-    for entry in comas:
-        if entry.when is None:
-            continue
-        end = entry.until or (now if entry.active else None)
-        if end is None:
-            continue
-        span = days_between(entry.when, end)
-        if coma_days is None or span > coma_days:
-            coma_days, evidence = span, f"{entry.display} ({entry.resource})"
-    # A run of GCS <= 8 results with no better score in between also measures a coma.
-    dated = sorted((m for m in gcs if m.when is not None), key=lambda m: m.when)  # type: ignore[arg-type,return-value]
-    start: Measurement | None = None
-    for m in dated:
-        assert m.when is not None and m.value is not None
-        if m.value <= severe_max:
-            start = start or m
-            assert start.when is not None
-            span = days_between(start.when, m.when)
-            if coma_days is None or span > coma_days:
-                coma_days, evidence = (
-                    span,
-                    f"GCS <= {severe_max:g} from {start.when.date()} to {m.when.date()}",
-                )
-        else:
-            start = None
-    return TbiPicture(tuple(dict.fromkeys(reasons)), coma_days, evidence)
-
-
-def burn_tbsa(facts: PatientFacts) -> int | None:
-    deciles = [d for e in facts.recorded("burn") for d in (burn_tbsa_decile(c) for c in e.icd) if d is not None]
-    return max(deciles) if deciles else None

@@ -76,6 +76,7 @@ class Factor:
     name: str
     status: FactorStatus
     evidence: str = ""  # what in the record says so, or why it is unknown
+    code: str = ""  # a short code (cards.toml [factors]) that logic keys on, never the display name
 
 
 @dataclass(frozen=True)

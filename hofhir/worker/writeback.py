@@ -52,6 +52,11 @@ def read_patient(client: FhirClient, patient_id: str, k: Knowledge, deadline: fl
 def risk_assessment(evaluation: Evaluation, patient_id: str, now: datetime) -> dict[str, Any]:
     """The RiskAssessment for a patient: HO risk with the basis and the catalogue IDs as its reason."""
     risk = next((g for g in evaluation.guidance if g.topic is Topic.HO_RISK), None)
+    # ho-rules-v1 §3a (1.1): outside the relevance window there is no ho-risk card, but the assessment
+    # is still recorded, from the trace.
+    assessed = evaluation.trace.get("assessment") or {}
+    summary = risk.summary if risk else assessed.get("summary")
+    rules = list(risk.rules) if risk else list(assessed.get("rules") or [])
     level = evaluation.trace.get("riskLevel")
     data: dict[str, Any] = {
         "identifier": [{"system": IDENTIFIER_SYSTEM, "value": f"ho-risk-{patient_id}"}],
@@ -78,10 +83,10 @@ def risk_assessment(evaluation: Evaluation, patient_id: str, now: datetime) -> d
             {
                 "outcome": {"text": "Heterotopic ossification"},
                 "qualitativeRisk": {"coding": [{"system": RISK_SYSTEM, "code": code, "display": display}]},
-                "rationale": risk.summary if risk else None,
+                "rationale": summary,
             }
         ]
-        data["note"] = [{"text": f"Rules: {', '.join(risk.rules)}"}] if risk else []
+        data["note"] = [{"text": f"Rules: {', '.join(rules)}"}] if rules else []
     else:
         data["note"] = [{"text": "No heterotopic ossification risk population recorded."}]
     return build("RiskAssessment", _drop_none(data))

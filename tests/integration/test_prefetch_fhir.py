@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,17 @@ def engine(fhir_server: FhirTestServer) -> FhirTestServer:
     return fhir_server
 
 
+# ho-rules 1.1 §3a: Cary's SCI (2010-10-12) is years old today, outside the relevance window. The service
+# runs on a clock 100 days after it, so that the ho-risk card proves the fetched conditions were used.
+CARY_CLOCK = datetime(2011, 1, 20, 12, 0, tzinfo=UTC)
+
+
 @pytest.fixture
 def client() -> FlaskClient:
     return create_app(
-        Settings(auth=False, deadline_ms=5000, fetch_timeout_ms=3000), environ={"HOFHIR_AUTH": "off"}
+        Settings(auth=False, deadline_ms=5000, fetch_timeout_ms=3000),
+        environ={"HOFHIR_AUTH": "off"},
+        clock=lambda: CARY_CLOCK,
     ).test_client()
 
 

@@ -102,7 +102,10 @@ def test_high_risk_inside_the_window_gets_surveillance(run: Run) -> None:
 
 def test_undated_index_event_gets_no_surveillance(run: Run) -> None:
     evaluation = run([patient("male", 45), condition(SCI, days_ago=None)])
-    assert "ho-risk" in topics(evaluation)
+    # 1.1 §3a: an undated event cannot place the patient in the relevance window: no chart card,
+    # the assessment stays in the trace.
+    assert "ho-risk" not in topics(evaluation)
+    assert evaluation.trace["riskLevel"] == "moderate"
     assert "ho-surveillance" not in topics(evaluation)
 
 
@@ -248,8 +251,14 @@ def test_suspicion_in_a_low_risk_population_too(run: Run) -> None:
 
 
 def test_suspicion_from_ho_history(run: Run) -> None:
+    # 1.1 §4: an active HO condition is HO already diagnosed: no ho-suspected card; the rehabilitation
+    # card gives the active-HO guidance instead.
     evaluation = run([patient(), condition("M61.251", days_ago=60), stiffness()])
-    assert "ho-history" in card(evaluation, "ho-suspected").populations
+    assert "ho-suspected" not in topics(evaluation)
+    assert {"RH-05", "RH-12"} <= set(card(evaluation, "ho-rehabilitation").rules)
+    # A resolved HO of an earlier episode is history: the new signs still raise the question.
+    resolved = condition("M61.251", days_ago=60, abated_days_ago=30)
+    assert "ho-history" in card(run([patient(), resolved, stiffness()]), "ho-suspected").populations
 
 
 def test_no_population_no_suspicion(run: Run) -> None:

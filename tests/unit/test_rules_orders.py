@@ -60,7 +60,9 @@ def hip_xray_order(**kwargs: object) -> Resource:
 
 @pytest.mark.parametrize("hook", ["order-select", "order-sign"])
 def test_hip_radiograph_within_3_weeks_of_the_index_date_gives_imaging_info(run: Run, hook: str) -> None:
-    evaluation = run([patient(), condition(SCI, days_ago=10)], hook=hook, draft_orders=[hip_xray_order()])
+    # 1.1 §5: only a film "to look for HO" (here its reasonCode names HO) gets the card.
+    order = hip_xray_order(reason_icd=HO_NEUROGENIC, reason_text="Rule out heterotopic ossification")
+    evaluation = run([patient(), condition(SCI, days_ago=10)], hook=hook, draft_orders=[order])
     imaging = card(evaluation, "ho-imaging")
     assert imaging.indicator.value == "info"
     assert {"D-06", "I-01", "I-02"} <= set(imaging.rules)
@@ -424,7 +426,10 @@ def test_acetabular_orif_over_14_days_ago_gives_no_prophylaxis_card(run: Run) ->
 
 def test_undated_acetabular_orif_is_high_risk_but_no_prophylaxis_gap_can_be_timed(run: Run) -> None:
     evaluation = run([patient(), procedure(ACETABULAR_ORIF, days_ago=None)])
-    assert card(evaluation, "ho-risk").risk_level == "high"
+    # 1.1 §3a: an undated index event cannot place the patient in the relevance window: the assessment
+    # (high) stays in the trace, the chart gets no ho-risk card.
+    assert evaluation.trace["populations"]["acetabular-orif"]["level"] == "high"
+    assert "ho-risk" not in topics(evaluation)
     assert "ho-prophylaxis" not in topics(evaluation)
 
 

@@ -74,12 +74,18 @@ def test_moderate_stroke_gets_no_rehabilitation_card(run: Run) -> None:
 
 
 def test_ho_history_alone_gets_rehabilitation(run: Run) -> None:
-    rehab = card(run(record(condition(HO, days_ago=700))), "ho-rehabilitation")
+    # 1.1 §3a/§7: inside the relevance window (an active HO with onset in 12 months).
+    rehab = card(run(record(condition(HO, days_ago=100))), "ho-rehabilitation")
     assert "ho-history" in rehab.populations
+    # An HO from 700 days ago is outside the window: no chart card.
+    assert "ho-rehabilitation" not in topics(run(record(condition(HO, days_ago=700))))
 
 
 def test_resolved_ho_history_still_gets_rehabilitation_but_not_the_active_stage_advice(run: Run) -> None:
-    rehab = card(run(record(condition(HO, days_ago=900, abated_days_ago=400))), "ho-rehabilitation")
+    # 1.1 §3a: a resolved HO alone is outside the relevance window, so an index event keeps it inside.
+    resolved = condition(HO, days_ago=900, abated_days_ago=400)
+    rehab = card(run(record(condition(SCI, days_ago=40), resolved)), "ho-rehabilitation")
+    assert "ho-history" in rehab.populations
     assert "RH-05" not in rehab.rules
 
 
@@ -229,8 +235,10 @@ def test_discharge_of_a_low_risk_patient_gets_no_education(run: Run) -> None:
 
 
 def test_discharge_with_ho_history_gets_education(run: Run) -> None:
-    evaluation = run(record(condition(HO, days_ago=700)), hook="encounter-discharge")
+    evaluation = run(record(condition(HO, days_ago=100)), hook="encounter-discharge")
     assert "ho-history" in card(evaluation, "ho-education").populations
+    # 1.1 §7: outside the relevance window (HO onset 700 days ago), no education card.
+    assert run(record(condition(HO, days_ago=700)), hook="encounter-discharge").guidance == []
 
 
 def test_discharge_without_any_population_gets_no_cards(run: Run) -> None:

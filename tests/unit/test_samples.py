@@ -123,21 +123,22 @@ def test_synthea_bundle_through_the_cli(path: Path, capsys: pytest.CaptureFixtur
     assert card_topics(body) == {g.topic.value for g in library_evaluation(path).guidance}
 
 
-# What each Synthea record supports at 2026-11-21 (index dates are years back: no surveillance window).
+# What each Synthea record supports at 2026-11-21. Every index date is years back: after ho-rules 1.1 §3a
+# (the relevance window) no living patient gets a chart card; the assessment stays in the trace.
 SYNTHEA_EXPECTED: dict[str, tuple[bool, dict[str, str], set[str]]] = {
     # name: (deceased, {population: level}, card topics)
     "Almeda_Conn": (True, {"tbi": "low"}, set()),
     "Andrea_Dach": (True, {"stroke": "low"}, set()),
-    "Arla_Lang": (False, {"tbi": "low"}, {"ho-risk"}),
-    "Cary_OHara": (False, {"sci": "moderate"}, {"ho-risk", "ho-rehabilitation"}),
-    "Deidre_Daniel": (False, {"fracture": "low"}, {"ho-risk"}),
-    "Desmond_Gutmann": (False, {"tbi": "low"}, {"ho-risk"}),
+    "Arla_Lang": (False, {"tbi": "low"}, set()),
+    "Cary_OHara": (False, {"sci": "moderate"}, set()),
+    "Deidre_Daniel": (False, {"fracture": "low"}, set()),
+    "Desmond_Gutmann": (False, {"tbi": "low"}, set()),
     "Elisha_Schroeder": (True, {"stroke": "low"}, set()),
     "Floyd_Connelly": (False, {}, set()),  # hip osteoarthritis, no arthroplasty
     "Gilberto_Orosco": (True, {"tbi": "low"}, set()),
-    "Kathe_Zieme": (False, {"fracture": "low"}, {"ho-risk"}),
+    "Kathe_Zieme": (False, {"fracture": "low"}, set()),
     "Laticia_Dibbert": (True, {}, set()),  # knee, not hip, replacement
-    "Lonnie_Von": (False, {"fracture": "low"}, {"ho-risk"}),
+    "Lonnie_Von": (False, {"fracture": "low"}, set()),
     "Marc_Corkery": (False, {}, set()),  # second-degree burn only
     "Ned_Hintz": (False, {}, set()),
 }
@@ -150,6 +151,9 @@ def test_synthea_patient_gets_the_cards_the_record_supports(name: str) -> None:
     assert evaluation.trace["deceased"] is deceased
     assert {p: v["level"] for p, v in evaluation.trace["populations"].items()} == populations
     assert {g.topic.value for g in evaluation.guidance} == expected_topics
+    if populations and not deceased:
+        assert evaluation.no_cards_reason == "outside-relevance-window"
+        assert evaluation.trace["relevanceWindow"]["inside"] is False
 
 
 def test_sci_patient_cary_ohara_is_moderate_with_age_present_and_the_rest_unknown(
@@ -158,27 +162,31 @@ def test_sci_patient_cary_ohara_is_moderate_with_age_present_and_the_rest_unknow
     evaluation = library_evaluation(synthea_path("Cary_OHara"))
     statuses = {f["rule"]: f["status"] for f in evaluation.trace["populations"]["sci"]["factors"]}
     assert statuses == {"N-01": "present", "N-02": "unknown", "N-03": "unknown", "N-04": "unknown"}
+    # 1.1 §3a: the chronic SCI is outside the relevance window: the risk and rehabilitation cards are
+    # withheld (the trace says so), and the chart gets no card.
+    withheld = {w["topic"] for w in evaluation.trace["withheld"]}
+    assert withheld == {"ho-risk", "ho-rehabilitation"}
+    assert evaluation.trace["assessment"]["summary"].startswith("Moderate risk")
     (body,) = cli_json(capsys, str(synthea_path("Cary_OHara")))
-    risk = explanation(body, "ho-risk")
-    assert risk["riskLevel"] == "moderate"
-    assert risk["populations"] == ["sci"]
-    assert "sci" in explanation(body, "ho-rehabilitation")["populations"]
+    assert body["cards"] == []
 
 
-def test_sci_patient_at_discharge_gets_risk_and_education(capsys: pytest.CaptureFixture[str]) -> None:
+def test_sci_patient_at_discharge_gets_no_education_outside_the_window(capsys: pytest.CaptureFixture[str]) -> None:
+    # 1.1 §7: ho-education only inside the relevance window (the SCI is years old).
     (body,) = cli_json(capsys, str(synthea_path("Cary_OHara")), "--hook", "encounter-discharge")
     assert response_problems(body) == []
-    assert card_topics(body) == {"ho-risk", "ho-education"}
+    assert card_topics(body) == set()
+    evaluation = library_evaluation(synthea_path("Cary_OHara"), "encounter-discharge")
+    assert {w["topic"] for w in evaluation.trace["withheld"]} == {"ho-risk", "ho-education"}
 
 
 def test_tbi_patient_arla_lang_is_low_with_severity_unknown(capsys: pytest.CaptureFixture[str]) -> None:
     evaluation = library_evaluation(synthea_path("Arla_Lang"))
     n07 = next(f for f in evaluation.trace["populations"]["tbi"]["factors"] if f["rule"] == "N-07")
     assert n07["status"] == "unknown"
+    assert evaluation.trace["populations"]["tbi"]["level"] == "low"
     (body,) = cli_json(capsys, str(synthea_path("Arla_Lang")))
-    risk = explanation(body, "ho-risk")
-    assert (risk["riskLevel"], risk["populations"]) == ("low", ["tbi"])
-    assert "severe injury" in body["cards"][0]["detail"]  # listed as not assessable
+    assert body["cards"] == []  # 1.1 §3a: a concussion years ago puts no card on the chart
 
 
 @pytest.mark.parametrize("name", ["Elisha_Schroeder", "Andrea_Dach"])
@@ -203,11 +211,11 @@ def test_second_degree_burn_is_not_the_burn_population(capsys: pytest.CaptureFix
 def test_hip_fracture_patient_is_the_fracture_population_at_low_risk(
     name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    evaluation = library_evaluation(synthea_path(name))
+    assert evaluation.trace["populations"]["fracture"]["level"] == "low"
+    assert {"R-09", "R-18"} <= set(evaluation.trace["assessment"]["rules"])
     (body,) = cli_json(capsys, str(synthea_path(name)))
-    risk = explanation(body, "ho-risk")
-    assert (risk["riskLevel"], risk["populations"]) == ("low", ["fracture"])
-    assert {"R-09", "R-18"} <= set(risk["rules"])
-    assert body["cards"][0]["indicator"] == "info"
+    assert body["cards"] == []  # 1.1 §3a: the fracture is years old
 
 
 def test_stopped_medication_in_a_synthea_record_is_listed_as_ignored() -> None:
@@ -235,11 +243,11 @@ def test_every_hl7_example_evaluates_under_every_hook(hook: str) -> None:
         assert response_problems(render_response(evaluation.guidance)) == [], path.name
 
 
-def test_hl7_stroke_condition_alone_gives_a_low_stroke_risk_card() -> None:
+def test_hl7_stroke_condition_alone_is_a_low_stroke_risk_outside_the_window() -> None:
     evaluation = library_evaluation(HL7_DIR / "Condition-stroke.json")
-    assert [(g.topic.value, g.risk_level, g.populations) for g in evaluation.guidance] == [
-        ("ho-risk", "low", ("stroke",))
-    ]
+    assert evaluation.trace["populations"]["stroke"]["level"] == "low"
+    assert evaluation.guidance == []  # 1.1 §3a: the stroke of the example is years before NOW
+    assert evaluation.no_cards_reason == "outside-relevance-window"
 
 
 def test_hl7_bundles_of_every_type_are_read() -> None:
@@ -277,8 +285,8 @@ def test_ndjson_folder_through_the_cli_answers_every_patient(capsys: pytest.Capt
     assert sorted(line["patient"] for line in lines) == sorted(f"Patient/{p}" for p in ndjson_patients())
     for line in lines:
         assert response_problems(line["response"]) == [], line["patient"]
-    with_cards = {line["patient"]: card_topics(line["response"]) for line in lines if line["response"]["cards"]}
-    assert with_cards and all(found == {"ho-risk"} for found in with_cards.values())
+    # 1.1 §3a: every index event of these patients is years old: no chart card for any of them.
+    assert all(line["response"]["cards"] == [] for line in lines)
 
 
 def test_ndjson_folder_through_the_cli_for_one_patient(capsys: pytest.CaptureFixture[str]) -> None:
@@ -286,10 +294,56 @@ def test_ndjson_folder_through_the_cli_for_one_patient(capsys: pytest.CaptureFix
     resources, _ = ndjson()
     for pid in ndjson_patients():
         evaluation = evaluate(read.from_resources(resources, k.terminology, "patient-view", pid), NOW, k)
-        if evaluation.guidance:
+        if evaluation.trace["populations"]:
             break
     else:
-        pytest.fail("no NDJSON patient has a card")
+        pytest.fail("no NDJSON patient is in an at-risk population")
     (body,) = cli_json(capsys, str(NDJSON_DIR), "--patient", pid)
     assert response_problems(body) == []
     assert card_topics(body) == {g.topic.value for g in evaluation.guidance}
+
+
+# ================= ho-rules 1.1 §3a: cards per sample patient =================
+
+CHART_TOPICS = {"ho-risk", "ho-surveillance", "ho-rehabilitation", "ho-education"}
+
+
+def sample_evaluations() -> list[tuple[str, Evaluation]]:
+    """(label, patient-view evaluation) for every Synthea bundle, HL7 example and NDJSON patient."""
+    k = default_knowledge()
+    out = [(f"synthea/{short(p)}", library_evaluation(p)) for p in SYNTHEA]
+    out += [(f"hl7/{p.stem}", library_evaluation(p)) for p in HL7]
+    resources, _ = ndjson()
+    for pid in ndjson_patients():
+        inputs = read.from_resources(resources, k.terminology, "patient-view", pid)
+        out.append((f"ndjson/{pid[:18]}", evaluate(inputs, NOW, k)))
+    return out
+
+
+def test_no_sample_patient_gets_a_chart_card_and_the_table_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    """After 1.1 none of the sample patients gets a chart card at the current date (all events are old).
+
+    The table of cards per patient (and, for those with a population, why there are none) is printed to
+    the terminal whatever pytest's capture settings, so that it shows in CI output.
+    """
+    rows = []
+    offenders = []
+    for name, evaluation in sample_evaluations():
+        found = sorted(g.topic.value for g in evaluation.guidance)
+        populations = ",".join(f"{p}:{v['level']}" for p, v in evaluation.trace["populations"].items())
+        if not populations and not found:
+            continue  # nothing about HO in the record (most HL7 examples)
+        withheld = ",".join(sorted({w["topic"] for w in evaluation.trace["withheld"]}))
+        rows.append(
+            (name, populations or "-", ",".join(found) or "-", withheld or "-", evaluation.no_cards_reason or "-")
+        )
+        if set(found) & CHART_TOPICS:
+            offenders.append((name, found))
+    header = ("patient", "populations", "cards", "withheld (1.1 §3a)", "no-cards reason")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in [header, *rows]]
+    with capsys.disabled():
+        print(f"\n\nCards per sample patient at {NOW.date()} (patient-view), patients with an HO population:")
+        print("\n".join(lines))
+    assert len(rows) >= 10  # the Synthea and NDJSON patients with an index population are all listed
+    assert offenders == []

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hofhir.clinical.facts import Entry, IndexEvent, PatientFacts
-from hofhir.clinical.model import OverrideReason, Population
+from hofhir.clinical.model import Factor, FactorStatus, OverrideReason, Population
 from hofhir.fhir.dates import days_between
 from hofhir.knowledge import Knowledge
 
@@ -14,6 +14,19 @@ from hofhir.knowledge import Knowledge
 def say(k: Knowledge, section: str, key: str, **fields: Any) -> str:
     template = k.cards[section][key]
     return str(template).format(**fields) if fields else str(template)
+
+
+def factor(k: Knowledge, code: str, rule: str, status: FactorStatus, evidence: str = "", **fields: Any) -> Factor:
+    """A Factor named from cards.toml [factors] (placeholders filled from parameters by the caller)."""
+    return Factor(rule, say(k, "factors", code, **fields), status, evidence, code)
+
+
+def weeks(days: int) -> int:
+    return round(days / 7)
+
+
+def months(days: int) -> int:
+    return round(days / 30.44)
 
 
 def advice_lines(k: Knowledge, key: str) -> tuple[str, ...]:
@@ -64,10 +77,16 @@ def at_risk_events(facts: PatientFacts, include_history: bool = True) -> list[In
 
 
 def current(entry: Entry, now: datetime, recent_days: int) -> bool:
-    """A finding still holds: an active condition, or anything recorded in the last `recent_days` days."""
-    if entry.resource_type == "Condition" and entry.active and entry.until is None:
-        return entry.when is None or days_between(entry.when, now) >= -1
+    """ho-rules-v1 §4 (1.1): a sign counts only while current. A Condition: clinicalStatus active,
+    recurrence or relapse (or absent), no past abatement, onset (or recordedDate) in the last
+    `recent_days` days. Anything else (an Observation): effective in the last `recent_days` days."""
+    if entry.resource_type == "Condition" and not entry.active:
+        return False  # resolved, inactive, remission, or abated in the past: history, not a sign
     return within_days(entry.when, now, recent_days)
+
+
+def sign_days(k: Knowledge) -> int:
+    return int(k.param("signs", "current_days"))
 
 
 def latest_procedure(facts: PatientFacts, concept: str, now: datetime, days: int) -> Entry | None:

@@ -14,10 +14,13 @@ from hofhir.clinical.rules.common import (
     current,
     days_since,
     done_or_ordered_since,
+    months,
     override,
     population_names,
     recent_since,
     say,
+    sign_days,
+    weeks,
     within_days,
 )
 from hofhir.clinical.rules.risk import RiskAssessment
@@ -25,16 +28,15 @@ from hofhir.fhir import build
 from hofhir.fhir.dates import days_between
 from hofhir.knowledge import Knowledge
 
-SIGN_NAMES = {
-    "poor_hip_rom": "decreased hip range of motion",
-    "sign_swelling": "swelling",
-    "sign_erythema": "erythema",
-    "sign_warmth": "warmth",
-    "sign_tenderness": "tenderness",
-    "fever": "fever",
-    "spasticity": "increased spasticity",
-}
+# The signs of D-10..D-14, by value set, in the order cards name them (names: cards.toml [signs]).
+SIGNS = ("poor_hip_rom", "sign_swelling", "sign_erythema", "sign_warmth", "sign_tenderness", "fever", "spasticity")
 LOCAL_SIGNS = ("sign_swelling", "sign_erythema", "sign_warmth", "sign_tenderness")
+# D-10..D-12: what a draft's reason must name for an imaging order to be "to look for HO" (§5, 1.1).
+HO_REASON_SETS = frozenset(
+    {"ho", "poor_hip_rom", "sign_swelling", "sign_erythema", "sign_warmth", "sign_tenderness", "fever"}
+)
+HO_REPORT_WORDS = ("heterotopic ossification", "heterotopic bone", "myositis ossificans", "neurogenic ossification")
+IMAGING_SETS = ("bone_scan", "hip_radiograph", "ct_planning")
 
 
 def _fmt_range(m: Measurement) -> str:
@@ -45,13 +47,43 @@ def _fmt_range(m: Measurement) -> str:
 
 
 def _value(m: Measurement) -> str:
-    return f"{m.value:g} {m.unit}".strip() if m.value is not None else "no value"
+    if m.value is None:
+        return "no value"
+    shown = f"{m.value:g} {m.unit}".strip()
+    return f"{shown}, recorded as {m.original}" if m.original else shown
+
+
+# ---------- HO already diagnosed (§4, 1.1) ----------
+
+
+def ho_diagnosed(facts: PatientFacts) -> Entry | None:
+    """An active HO condition, or imaging that reports HO, dated after the most recent index event."""
+    events = [e.when for e in at_risk_events(facts, include_history=False) if e.when is not None]
+    latest = max(events) if events else None
+    found: list[Entry] = []
+    for entry in facts.recorded("ho"):
+        if entry.resource_type == "Condition" and not entry.active:
+            continue
+        found.append(entry)  # an active HO Condition, or a report / result coded as HO
+    for entry in facts.recorded(*IMAGING_SETS):
+        note = entry.note.lower()
+        if entry.resource_type != "ServiceRequest" and _REPORTS_HO.search(note) and not _NO_HO.search(note):
+            found.append(entry)
+    after = [e for e in found if latest is None or (e.when is not None and e.when > latest)]
+    after.sort(key=lambda e: e.when.timestamp() if e.when else 0.0)
+    return after[-1] if after else None
+
+
+_REPORTS_HO = re.compile("|".join(re.escape(w) for w in HO_REPORT_WORDS))
+_NO_HO = re.compile(r"\b(?:no|without|negative for|not)\b[^.]{0,40}(?:" + _REPORTS_HO.pattern + ")")
 
 
 # ---------- surveillance ----------
 
 
-def surveillance(facts: PatientFacts, risk: RiskAssessment, k: Knowledge, now: datetime) -> Finding | None:
+def surveillance(
+    facts: PatientFacts, risk: RiskAssessment, k: Knowledge, now: datetime, suspected: Suspicion | None = None
+) -> Finding | None:
     """Moderate/high risk inside 0-12 months of the index date -> what to watch, SAP trend (D-01..D-04, L-01)."""
     end = k.window("surveillance_end_days")
     candidates = [
@@ -67,6 +99,7 @@ def surveillance(facts: PatientFacts, risk: RiskAssessment, k: Knowledge, now: d
     chosen = max(candidates, key=lambda p: p.index.when)  # type: ignore[union-attr,arg-type,return-value]
     assert chosen.index is not None and chosen.index.when is not None
     days = int(days_between(chosen.index.when, now))
+    start, attention = k.window("surveillance_start_days"), k.window("greatest_attention_end_days")
     rules = ["D-01", "D-02", "D-04", "L-01", "D-10", "D-11", "D-12", "D-14"]
     advice = list(advice_lines(k, "surveillance"))
     reasons = [
@@ -74,15 +107,30 @@ def surveillance(facts: PatientFacts, risk: RiskAssessment, k: Knowledge, now: d
         f"index event {chosen.index.display} on {chosen.index.when.date()}, {days} days ago.",
         say(k, "advice", "surveillance_window"),
     ]
-    if days <= k.window("greatest_attention_end_days"):
-        reasons.append("Weeks 2-12 after the event are the period of greatest attention.")
+    if days <= attention:
+        reasons.append(say(k, "reasons", "greatest_attention", start_week=weeks(start), end_week=weeks(attention)))
     latest = facts.latest_result("alp")
-    if latest is not None and latest.above_range:
+    if latest is not None and not latest.unit_known:
+        reasons.append(say(k, "reasons", "sap_unknown_unit", value=_value(latest)))
+    elif latest is not None and latest.above_range:
         reasons.append(say(k, "advice", "sap_elevated", value=_value(latest), range=_fmt_range(latest)))
+    # ho-rules-v1 §4 (1.1): SAP only for the neurogenic and burn populations in weeks 2-12 after their
+    # index date, or at any time inside the window when ho-suspected fires; after surgery or a fracture
+    # it is non-specific (L-01) and none is suggested.
+    neurogenic = {Population(p) for p in k.param("sap", "suggest_for")}
+    non_specific = {Population(p) for p in k.param("sap", "non_specific_for")}
+    neuro_days = [
+        int(days_between(p.index.when, now))
+        for p in candidates
+        if p.population in neurogenic and p.index and p.index.when
+    ]
+    in_weeks = [d for d in neuro_days if start <= d <= attention]
     suggestions: list[Suggestion] = []
     sap_days = k.window("sap_recent_days")
     recent_sap = done_or_ordered_since(facts, "alp", recent_since(now, sap_days))
-    if days >= k.window("surveillance_start_days") and not recent_sap:
+    if recent_sap:
+        reasons.append(say(k, "reasons", "sap_recent", days=sap_days))
+    elif suspected is not None or in_weeks:
         suggestions.append(
             Suggestion(
                 "Order serum alkaline phosphatase",
@@ -90,12 +138,21 @@ def surveillance(facts: PatientFacts, risk: RiskAssessment, k: Knowledge, now: d
                 build.alp_order(facts.patient_id, "HO surveillance: trend serum alkaline phosphatase (L-01, D-04)"),
             )
         )
-    elif recent_sap:
-        reasons.append(f"ALP resulted or ordered in the last {sap_days} days: none suggested.")
-    else:
+    elif neuro_days and max(neuro_days) >= 0 and min(neuro_days) < start:
+        reasons.append(say(k, "reasons", "sap_too_early", days=start))
+    elif neuro_days:
         reasons.append(
-            f"Under {k.window('surveillance_start_days')} days from the event: ALP is not suggested yet (D-04)."
+            say(
+                k,
+                "reasons",
+                "sap_outside_weeks",
+                start_week=weeks(start),
+                end_week=weeks(attention),
+                day=min(neuro_days),
+            )
         )
+    if not suggestions and any(p.population in non_specific for p in candidates) and not in_weeks:
+        reasons.append(say(k, "reasons", "sap_after_surgery"))
     summary_key = "surveillance_with_sap" if suggestions else "surveillance"
     return Finding(
         topic=Topic.HO_SURVEILLANCE,
@@ -126,9 +183,9 @@ def _signs_in_window(facts: PatientFacts, k: Knowledge, event: IndexEvent, now: 
     """Current signs recorded 2 weeks to 12 months after this index event."""
     assert event.when is not None
     start, end = k.window("surveillance_start_days"), k.window("surveillance_end_days")
-    recent = k.window("sign_recent_days")
+    recent = sign_days(k)
     found: dict[str, Entry] = {}
-    for concept in SIGN_NAMES:
+    for concept in SIGNS:
         if concept == "spasticity":
             continue
         for entry in facts.recorded(concept):
@@ -150,7 +207,11 @@ def _signs_in_window(facts: PatientFacts, k: Knowledge, event: IndexEvent, now: 
 
 
 def suspicion(facts: PatientFacts, k: Knowledge, now: datetime) -> Suspicion | None:
-    """D-10, or two of D-11, or one of D-11 with fever (D-12) or increased spasticity (D-14), 2 weeks-12 months."""
+    """D-10, or two of D-11, or one of D-11 with fever (D-12) or increased spasticity (D-14), 2 weeks-12 months.
+
+    None when HO is already diagnosed (§4, 1.1): the question is no longer "is this HO?"."""
+    if ho_diagnosed(facts) is not None:
+        return None
     start, end = k.window("surveillance_start_days"), k.window("surveillance_end_days")
     best: Suspicion | None = None
     for event in at_risk_events(facts):
@@ -183,13 +244,22 @@ def suspicion(facts: PatientFacts, k: Knowledge, now: datetime) -> Suspicion | N
 
 
 def suspected_finding(s: Suspicion, facts: PatientFacts, k: Knowledge, now: datetime) -> Finding:
-    names = [SIGN_NAMES[c] for c in SIGN_NAMES if c in s.signs]
+    names = [say(k, "signs", c) for c in SIGNS if c in s.signs]
     signs_text = ", ".join(names[:3])
     reasons = [
-        f"{population_names(k, [s.event.population]).capitalize()}: {s.event.display} on "
-        f"{s.event.when.date() if s.event.when else 'unknown date'}, {s.days} days ago (inside 2 weeks-12 months, D-02).",
+        say(
+            k,
+            "reasons",
+            "suspicion_window",
+            population=population_names(k, [s.event.population]).capitalize(),
+            event=s.event.display,
+            date=s.event.when.date() if s.event.when else "unknown date",
+            days=s.days,
+            start_week=weeks(k.window("surveillance_start_days")),
+            end_months=months(k.window("surveillance_end_days")),
+        ),
         *[
-            f"{SIGN_NAMES[c].capitalize()}: {e.display}, {e.when.date() if e.when else ''} ({e.resource})"
+            f"{say(k, 'signs', c).capitalize()}: {e.display}, {e.when.date() if e.when else ''} ({e.resource})"
             for c, e in s.signs.items()
         ],
     ]
@@ -225,7 +295,7 @@ def suspected_finding(s: Suspicion, facts: PatientFacts, k: Knowledge, now: date
         wanted = [(radiograph, has_xray), (bone_scan, has_scan)]
     suggestions = [suggestion for suggestion, already in wanted if not already]
     if has_scan or has_xray:
-        advice.append("Imaging for HO is already resulted or ordered in the last 2 weeks; none suggested again.")
+        advice.append(say(k, "reasons", "imaging_already", days=k.window("imaging_recent_days")))
     advice.append(say(k, "advice", "suspected_ultrasound"))
     key = "suspected_with_sap" if s.sap is not None else "suspected"
     return Finding(
@@ -245,49 +315,107 @@ def suspected_finding(s: Suspicion, facts: PatientFacts, k: Knowledge, now: date
 # ---------- DVT differential ----------
 
 
+def _words(entry: Entry) -> str:
+    return f" {entry.site} {entry.display} ".lower()
+
+
+# ICD-10-CM R22.3- (upper limb) and R22.4- (lower limb): localized swelling; the 5th character is the side.
+ICD_LIMB = {"R223": "upper", "R224": "lower"}
+ICD_SIDE = {"1": "right", "2": "left", "3": "bilateral"}
+
+
+def _icd_limb(entry: Entry) -> tuple[str, str]:
+    """(limb, side) from an R22.3x/R22.4x code ('' where the code does not say)."""
+    for code in entry.icd:
+        limb = ICD_LIMB.get(code[:4])
+        if limb:
+            return limb, ICD_SIDE.get(code[4:5], "")
+    return "", ""
+
+
+def _limb(entry: Entry, k: Knowledge) -> str:
+    """'upper', 'lower' or '' (not said) for a swelling, from its code, bodySite or code text."""
+    limb, _ = _icd_limb(entry)
+    if limb:
+        return limb
+    text = _words(entry)
+    lower = any(re.search(rf"\b{re.escape(w)}", text) for w in k.param("dvt", "lower_limb_words"))
+    upper = any(re.search(rf"\b{re.escape(w)}", text) for w in k.param("dvt", "upper_limb_words"))
+    if upper and not lower:
+        return "upper"
+    return "lower" if lower else ""
+
+
+def _side(entries: list[Entry]) -> str | None:
+    """'left' or 'right' when every swelling names that one side; None otherwise (bilateral study)."""
+    sides = set()
+    for e in entries:
+        text = _words(e)
+        coded = _icd_limb(e)[1]
+        if coded == "bilateral":
+            return None
+        left, right = ("left" in text or coded == "left"), ("right" in text or coded == "right")
+        if left == right:
+            return None
+        sides.add("left" if left else "right")
+    return sides.pop() if len(sides) == 1 else None
+
+
+def established_dvt(facts: PatientFacts, k: Knowledge) -> tuple[list[Entry], list[Entry]]:
+    """(established, not established) active DVT Conditions (§4, 1.1: confirmed or no verificationStatus)."""
+    confirmed = set(k.param("dvt", "established_verification"))
+    active = [e for e in facts.recorded("dvt") if e.resource_type == "Condition" and e.active]
+    return [e for e in active if e.verification in confirmed], [e for e in active if e.verification not in confirmed]
+
+
 def dvt_differential(facts: PatientFacts, k: Knowledge, now: datetime, suspected: Suspicion | None) -> Finding | None:
     """DD-03: suspected HO or limb swelling in an at-risk patient, no recent duplex, no DVT established."""
     populations = facts.populations()
     if not populations:
         return None
-    recent = k.window("sign_recent_days")
-    swelling = [e for e in facts.recorded("sign_swelling") if current(e, now, recent)]
+    recent = sign_days(k)
+    # Swelling recorded only in an upper limb is no reason for a leg duplex (§4, 1.1).
+    swelling = [e for e in facts.recorded("sign_swelling") if current(e, now, recent) and _limb(e, k) != "upper"]
     if suspected is None and not swelling:
         return None
-    if [e for e in facts.recorded("dvt") if e.resource_type == "Condition" and e.active]:
+    established, open_question = established_dvt(facts, k)
+    if established:
         return None  # a DVT already established; it does not exclude HO, but the differential is answered
     duplex_days = k.window("duplex_recent_days")
     if done_or_ordered_since(facts, "venous_duplex", recent_since(now, duplex_days)):
         return None
     reasons = []
     if suspected is not None:
-        reasons.append("Heterotopic ossification is suspected (see the suspicion card).")
+        reasons.append(say(k, "reasons", "dvt_suspected"))
     if swelling:
         e = swelling[0]
-        reasons.append(
-            f"Limb swelling recorded: {e.display}{', ' + str(e.when.date()) if e.when else ''} ({e.resource})."
-        )
-    reasons.append(f"No venous duplex or phlebography in the last {duplex_days} days, and no DVT diagnosis on record.")
-    bilateral = not any(
-        ("left" in (e.site + e.display).lower()) != ("right" in (e.site + e.display).lower()) for e in swelling
+        when = f", {e.when.date()}" if e.when else ""
+        reasons.append(say(k, "reasons", "dvt_swelling", display=e.display, date=when, resource=e.resource))
+    for e in open_question:
+        reasons.append(say(k, "reasons", "dvt_unconfirmed", status=e.verification, display=e.display))
+    reasons.append(say(k, "reasons", "dvt_no_duplex", days=duplex_days))
+    side = _side(swelling) if swelling else None
+    description = "Venous duplex of the lower extremity to differentiate DVT from HO (DD-03)"
+    resource = build.venous_duplex_order(
+        facts.patient_id, "Differentiate DVT from heterotopic ossification (DD-03)", side is None
     )
-    suggestion = Suggestion(
-        "Order a venous duplex ultrasound",
-        "Venous duplex of the lower extremity to differentiate DVT from HO (DD-03)",
-        build.venous_duplex_order(
-            facts.patient_id, "Differentiate DVT from heterotopic ossification (DD-03)", bilateral
-        ),
-    )
+    if side is not None:
+        # The side the record gives (the swelling's bodySite or laterality), as text: no code is guessed.
+        resource = {**resource, "bodySite": [{"text": f"{side} lower extremity"}]}
+        description = f"Venous duplex of the {side} lower extremity to differentiate DVT from HO (DD-03)"
+    suggestion = Suggestion("Order a venous duplex ultrasound", description, resource)
     pops: tuple[Population, ...]
     if suspected is not None:
         pops = (suspected.event.population,)
     else:
         pops = tuple(p for p in populations if p is not Population.HO_HISTORY)[:1] or tuple(populations[:1])
+    # The summary names what triggered the card: swelling only when swelling is recorded.
+    summary = say(k, "summaries", "dvt", days=duplex_days) if swelling else say(k, "summaries", "dvt_suspected")
     return Finding(
         topic=Topic.DVT_DIFFERENTIAL,
         indicator=Indicator.WARNING,
         rules=("DD-03", "DD-02", "DD-01", "LIT-DVT-ASSOCIATION"),
-        summary=say(k, "summaries", "dvt", days=duplex_days),
+        summary=summary,
         populations=pops,
         reasons=tuple(reasons),
         advice=advice_lines(k, "dvt"),
@@ -305,37 +433,41 @@ def imaging_orders(
 ) -> list[Finding]:
     out: list[Finding] = []
     too_early = k.window("radiograph_too_early_days")
+    suspected: Suspicion | None = None
     for order, concepts in drafts:
         if "hip_radiograph" in concepts:
             events = [e for e in at_risk_events(facts, include_history=False) if e.when is not None]
             recent = [e for e in events if 0 <= days_between(e.when, now) < too_early]  # type: ignore[arg-type]
-            if recent:
-                event = max(recent, key=lambda e: e.when)  # type: ignore[arg-type,return-value]
-                days = int(days_since(event.when, now) or 0)
-                out.append(
-                    Finding(
-                        topic=Topic.HO_IMAGING,
-                        indicator=Indicator.INFO,
-                        rules=("D-06", "I-02", "I-01", "D-05"),
-                        summary=say(
-                            k,
-                            "summaries",
-                            "imaging_radiograph_early",
-                            days=days,
-                            event=population_names(k, [event.population]),
-                        ),
-                        populations=(event.population,),
-                        reasons=(
-                            f"Hip radiograph ordered {days} days after {event.display}: radiographs detect HO only after "
-                            "3 weeks to 2 months (D-06).",
-                        ),
-                        advice=(
-                            say(k, "advice", "suspected_imaging_early"),
-                            "If the radiograph is for another reason (fracture, implant), ignore this card.",
-                        ),
-                        override_reasons=override(k, "not_indicated"),
-                    )
+            if not recent:
+                continue
+            # ho-rules-v1 §5 (1.1): only a film "to look for HO" (its reason names HO or a sign, or the
+            # patient meets ho-suspected now); a routine film (implant check, fracture follow-up) gets no card.
+            why = _reason_names_ho(facts, k, order)
+            if why is None:
+                suspected = suspected or suspicion(facts, k, now)
+                why = "HO suspected on the record" if suspected is not None else None
+            if why is None:
+                continue
+            event = max(recent, key=lambda e: e.when)  # type: ignore[arg-type,return-value]
+            days = int(days_since(event.when, now) or 0)
+            out.append(
+                Finding(
+                    topic=Topic.HO_IMAGING,
+                    indicator=Indicator.INFO,
+                    rules=("D-06", "I-02", "I-01", "D-05"),
+                    summary=say(
+                        k,
+                        "summaries",
+                        "imaging_radiograph_early",
+                        days=days,
+                        event=population_names(k, [event.population]),
+                    ),
+                    populations=(event.population,),
+                    reasons=(say(k, "reasons", "radiograph_early", days=days, event=event.display, why=why),),
+                    advice=(say(k, "advice", "suspected_imaging_early"),),
+                    override_reasons=override(k, "not_indicated"),
                 )
+            )
         if "biopsy" in concepts and _biopsy_for_ho(facts, order, k, now):
             pops = tuple(facts.populations()[:1])
             out.append(
@@ -345,16 +477,33 @@ def imaging_orders(
                     rules=("I-05",),
                     summary=say(k, "summaries", "imaging_biopsy"),
                     populations=pops,
-                    reasons=(
-                        "A biopsy is ordered for a lesion that may be heterotopic ossification.",
-                        "Tissue diagnosis by biopsy is not done because of the risk of exacerbating the disorder by resection of an immature lesion (I-05).",
-                    ),
+                    reasons=(say(k, "reasons", "biopsy_ordered"), say(k, "reasons", "biopsy_not_done")),
                     advice=(say(k, "advice", "suspected_imaging_early"),),
                     override_reasons=override(k, "not_indicated", "surgeon_reviewed"),
                     priority=2,
                 )
             )
     return out
+
+
+def _reason_names_ho(facts: PatientFacts, k: Knowledge, order: dict[str, object]) -> str | None:
+    """What in the draft's reasonCode / reasonReference names HO or one of its signs (D-10..D-12), or None."""
+    reasons = order.get("reasonCode")
+    for reason in reasons if isinstance(reasons, list) else []:
+        text = reason.get("text") if isinstance(reason, dict) else None
+        named = isinstance(text, str) and bool(_REPORTS_HO.search(text.lower())) and not _NO_HO.search(text.lower())
+        if named or k.terminology.sets_for_concept(reason, use_text=True) & HO_REASON_SETS:
+            return f"reason: {text}" if isinstance(text, str) else "reason names HO or one of its signs"
+    refs = order.get("reasonReference")
+    for ref in refs if isinstance(refs, list) else []:
+        target = ref.get("reference") if isinstance(ref, dict) else None
+        if not isinstance(target, str):
+            continue
+        for concept in HO_REASON_SETS:
+            for entry in facts.of(concept):
+                if entry.resource == target or target.endswith("/" + entry.resource):
+                    return f"reason: {entry.display}"
+    return None
 
 
 def _biopsy_for_ho(facts: PatientFacts, order: dict[str, object], k: Knowledge, now: datetime) -> bool:

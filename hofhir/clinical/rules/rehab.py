@@ -8,14 +8,19 @@ from typing import Any
 from hofhir.clinical.facts import PatientFacts
 from hofhir.clinical.model import Finding, Indicator, Population, RiskLevel, Topic
 from hofhir.clinical.rules.common import advice_lines, latest_procedure, override, population_names, say
-from hofhir.clinical.rules.diagnosis import Suspicion
+from hofhir.clinical.rules.diagnosis import Suspicion, ho_diagnosed
 from hofhir.clinical.rules.risk import RiskAssessment
 from hofhir.fhir.dates import days_between
 from hofhir.knowledge import Knowledge
 
 
 def _active_ho(facts: PatientFacts, suspected: Suspicion | None) -> bool:
-    return suspected is not None or any(e.active for e in facts.recorded("ho") if e.resource_type == "Condition")
+    """Suspected now, or already diagnosed (§4, 1.1): the card gives the active-HO guidance (RH-05, RH-12)."""
+    return (
+        suspected is not None
+        or ho_diagnosed(facts) is not None
+        or any(e.active for e in facts.recorded("ho") if e.resource_type == "Condition")
+    )
 
 
 def rehabilitation(
@@ -48,10 +53,12 @@ def rehabilitation(
         if p.population in neuro:
             reasons.append(f"{p.level.value.capitalize()} HO risk after {population_names(k, [p.population])}.")
     if history:
-        reasons.append(f"Heterotopic ossification on record: {facts.recorded('ho')[0].display}.")
-    advice.append(
-        "Physical therapists are often the first to suspect HO: share these signs with the rehabilitation team (RH-02)."
-    )
+        reasons.append(say(k, "reasons", "ho_on_record", display=facts.recorded("ho")[0].display))
+    diagnosed = ho_diagnosed(facts)
+    if diagnosed is not None:
+        when = diagnosed.when.date() if diagnosed.when else "date not recorded"
+        reasons.append(say(k, "reasons", "ho_diagnosed", display=diagnosed.display, date=when))
+    advice.append(say(k, "advice_more", "rehabilitation_therapists"))
     rules.append("RH-02")
     return Finding(
         topic=Topic.HO_REHABILITATION,
@@ -117,7 +124,7 @@ def rom_order_after_resection(
         populations=(Population.SCI, Population.HO_HISTORY),
         reasons=(
             f"{surgery.display} on {surgery.when.date()} ({days} days ago); a range-of-motion or CPM order is being placed.",
-            "In the paraplegia series, no passive movements were allowed during the first 14 days after resection (PO-01).",
+            say(k, "reasons", "postop_no_passive", days=k.window("no_passive_motion_after_resection_days")),
         ),
         advice=(str(k.cards["advice"]["postop_rehab"]["sci"]), say(k, "advice", "postop_rehab_expert")),
         override_reasons=override(k, "protocol_differs", "surgeon_reviewed"),

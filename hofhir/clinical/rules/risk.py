@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from hofhir.clinical.facts import Entry, IndexEvent, PatientFacts, burn_tbsa, sci_picture, tbi_picture
+from hofhir.clinical.facts import Entry, IndexEvent, PatientFacts
 from hofhir.clinical.model import Factor, FactorStatus, Finding, Indicator, Population, RiskLevel, Topic, highest
-from hofhir.clinical.rules.common import population_names, say
+from hofhir.clinical.rules.common import factor, population_names, say
+from hofhir.clinical.rules.pictures import burn_tbsa, sci_picture, tbi_picture
 from hofhir.fhir.dates import days_between
 from hofhir.knowledge import Knowledge
 
@@ -48,15 +49,17 @@ class RiskAssessment:
         return next((p for p in self.populations if p.population == population), None)
 
 
-def _present(rule: str, name: str, entries: list[Entry]) -> Factor:
+def _present(k: Knowledge, rule: str, code: str, entries: list[Entry], **fields: object) -> Factor:
     e = entries[0]
     when = f", {e.when.date()}" if e.when else ""
-    return Factor(rule, name, PRESENT, f"{e.display}{when}")
+    return factor(k, code, rule, PRESENT, f"{e.display}{when}", **fields)
 
 
-def _recorded_or_unknown(rule: str, name: str, entries: list[Entry]) -> Factor:
+def _recorded_or_unknown(k: Knowledge, rule: str, code: str, entries: list[Entry], **fields: object) -> Factor:
     """Conditions absent from the record are not known to be absent: report 'not recorded'."""
-    return _present(rule, name, entries) if entries else Factor(rule, name, UNKNOWN, "not recorded")
+    if entries:
+        return _present(k, rule, code, entries, **fields)
+    return factor(k, code, rule, UNKNOWN, "not recorded", **fields)
 
 
 def _present_count(factors: tuple[Factor, ...] | list[Factor]) -> int:
@@ -70,45 +73,47 @@ def sci_risk(facts: PatientFacts, k: Knowledge) -> PopulationRisk:
     index = facts.index_event(Population.SCI)
     picture = sci_picture(facts)
     age_limit = int(k.param("age", "sci_age_over_years"))
-    age = facts.age_on(index.when if index else None)
+    # ho-rules-v1 §3 (1.1): N-01 is the age at the injury that defines the population, its earliest event.
+    injury = facts.first_index_event(Population.SCI)
+    age = facts.age_on(injury.when if injury else None)
     if age is None:
-        n01 = Factor("N-01", f"age over {age_limit} at injury", UNKNOWN, "birth date or injury date not recorded")
+        n01 = factor(k, "sci_age", "N-01", UNKNOWN, "birth date or injury date not recorded", age=age_limit)
     else:
-        n01 = Factor("N-01", f"age over {age_limit} at injury", PRESENT if age > age_limit else ABSENT, f"{age} years")
+        n01 = factor(k, "sci_age", "N-01", PRESENT if age > age_limit else ABSENT, f"{age} years", age=age_limit)
     if picture.complete is True:
-        n02 = _present("N-02", "complete injury", facts.recorded("sci_complete"))
+        n02 = _present(k, "N-02", "sci_complete", facts.recorded("sci_complete"))
     elif picture.complete is False:
-        n02 = Factor("N-02", "complete injury", ABSENT, "incomplete lesion recorded")
+        n02 = factor(k, "sci_complete", "N-02", ABSENT, "incomplete lesion recorded")
     else:
-        n02 = Factor("N-02", "complete injury", UNKNOWN, "completeness not recorded")
-    n03 = spasticity_factor(facts, "N-03")
-    n04 = _recorded_or_unknown("N-04", "pressure ulcer", facts.recorded("pressure_ulcer"))
+        n02 = factor(k, "sci_complete", "N-02", UNKNOWN, "completeness not recorded")
+    n03 = spasticity_factor(facts, k, "N-03")
+    n04 = _recorded_or_unknown(k, "N-04", "pressure_ulcer", facts.recorded("pressure_ulcer"))
     factors = (n01, n02, n03, n04)
     count = _present_count(factors)
     rules = ["N-05", *(f.rule for f in factors if f.status is PRESENT)]
     notes: list[str] = []
     if count >= 2:
-        level, basis = RiskLevel.HIGH, f"{count} of 4 additive SCI risk factors (2 or more: high)"
+        level, basis = RiskLevel.HIGH, say(k, "reasons", "sci_high", count=count, high=2)
     elif count == 0 and picture.lumbosacral_only:
-        level, basis = RiskLevel.LOW, "lumbar/sacral level and none of the 4 SCI risk factors"
+        level, basis = RiskLevel.LOW, say(k, "reasons", "sci_low")
         rules.append("N-06")
     else:
-        level, basis = RiskLevel.MODERATE, f"{count} of 4 additive SCI risk factors"
+        level, basis = RiskLevel.MODERATE, say(k, "reasons", "sci_moderate", count=count)
     if picture.lumbosacral_only and level is not RiskLevel.LOW:
-        notes.append("Lumbar/sacral level: HO is less likely than after cervical or thoracic injury (N-06).")
+        notes.append(say(k, "reasons", "sci_lumbosacral"))
         rules.append("N-06")
     return PopulationRisk(Population.SCI, level, index, factors, tuple(dict.fromkeys(rules)), basis, tuple(notes))
 
 
-def spasticity_factor(facts: PatientFacts, rule: str) -> Factor:
+def spasticity_factor(facts: PatientFacts, k: Knowledge, rule: str) -> Factor:
     conditions = facts.recorded("spasticity")
     if conditions:
-        return _present(rule, "spasticity", conditions)
+        return _present(k, rule, "spasticity", conditions)
     drugs = facts.recorded("antispasticity")
     if drugs:
         e = drugs[0]
-        return Factor(rule, "spasticity", PRESENT, f"antispasticity drug: {e.display}")
-    return Factor(rule, "spasticity", UNKNOWN, "not recorded")
+        return factor(k, "spasticity", rule, PRESENT, f"antispasticity drug: {e.display}")
+    return factor(k, "spasticity", rule, UNKNOWN, "not recorded")
 
 
 # ---------- TBI ----------
@@ -118,22 +123,22 @@ def tbi_risk(facts: PatientFacts, k: Knowledge, now: datetime) -> PopulationRisk
     index = facts.index_event(Population.TBI)
     picture = tbi_picture(facts, k, now)
     long_coma = float(k.param("coma", "long_coma_days"))
+    days = f"{long_coma:g}"
     if picture.severe_because:
-        n07 = Factor("N-07", "severe injury", PRESENT, "; ".join(picture.severe_because))
+        n07 = factor(k, "tbi_severe", "N-07", PRESENT, "; ".join(picture.severe_because))
+    elif picture.not_severe_because:
+        # ho-rules-v1 §3 (1.1): a recorded answer (GCS 15, LOC of 30 minutes or less) is an answer.
+        n07 = factor(k, "tbi_severe", "N-07", ABSENT, "; ".join(picture.not_severe_because))
     else:
-        n07 = Factor("N-07", "severe injury", UNKNOWN, "no GCS, loss-of-consciousness code or coma recorded")
+        n07 = factor(k, "tbi_severe", "N-07", UNKNOWN, ", ".join(picture.not_recorded))
     if picture.coma_days is None:
-        n08 = Factor("N-08", f"coma over {long_coma:g} days", UNKNOWN, "coma duration not recorded")
+        n08 = factor(k, "coma_long", "N-08", UNKNOWN, "coma duration not recorded", days=days)
     else:
         status = PRESENT if picture.coma_days > long_coma else ABSENT
-        n08 = Factor(
-            "N-08",
-            f"coma over {long_coma:g} days",
-            status,
-            f"{picture.coma_days:.0f} days: {picture.coma_evidence}",
-        )
-    n09 = _recorded_or_unknown("N-09", "long-bone fracture", facts.recorded("long_bone_fracture"))
-    n10 = spasticity_factor(facts, "N-10")
+        evidence = f"{picture.coma_days:.0f} days: {picture.coma_evidence}"
+        n08 = factor(k, "coma_long", "N-08", status, evidence, days=days)
+    n09 = _recorded_or_unknown(k, "N-09", "long_bone_fracture", facts.recorded("long_bone_fracture"))
+    n10 = spasticity_factor(facts, k, "N-10")
     factors = (n07, n08, n09, n10)
     count = _present_count(factors)
     if count >= 2:
@@ -200,44 +205,36 @@ def tha_factors(
     surgery_date = surgery.when if surgery else reference
     prior = prior_ho_after_hip_surgery(facts, surgery_date)
     strong.append(
-        Factor("R-02", "prior HO after hip surgery", PRESENT, f"{prior.display} ({prior.resource})")
+        factor(k, "prior_ho", "R-02", PRESENT, f"{prior.display} ({prior.resource})")
         if prior
-        else Factor("R-02", "prior HO after hip surgery", UNKNOWN, "not recorded")
+        else factor(k, "prior_ho", "R-02", UNKNOWN, "not recorded")
     )
-    strong.append(
-        _recorded_or_unknown(
-            "R-07", "ankylosing spondylitis, DISH or Paget disease", facts.recorded("bone_forming_disorder")
-        )
-    )
+    strong.append(_recorded_or_unknown(k, "R-07", "bone_forming", facts.recorded("bone_forming_disorder")))
     if facts.sex is None or facts.sex == "unknown":
-        other.append(Factor("R-01", "male sex", UNKNOWN, "sex not recorded"))
+        other.append(factor(k, "male", "R-01", UNKNOWN, "sex not recorded"))
     else:
-        other.append(Factor("R-01", "male sex", PRESENT if facts.sex == "male" else ABSENT, facts.sex))
+        other.append(factor(k, "male", "R-01", PRESENT if facts.sex == "male" else ABSENT, facts.sex))
     hip_entries = facts.recorded("hip_oa", "hip_prosthesis")
     bilateral = facts.recorded("hip_oa_bilateral")
     if bilateral:
-        other.append(_present("R-03", "bilateral hip disease", bilateral))
+        other.append(_present(k, "R-03", "bilateral_hip", bilateral))
     elif _sides(hip_entries) == {"right", "left"}:
-        other.append(Factor("R-03", "bilateral hip disease", PRESENT, "right and left hip disease recorded"))
+        other.append(factor(k, "bilateral_hip", "R-03", PRESENT, "right and left hip disease recorded"))
     else:
-        other.append(Factor("R-03", "bilateral hip disease", UNKNOWN, "not recorded"))
+        other.append(factor(k, "bilateral_hip", "R-03", UNKNOWN, "not recorded"))
     if facts.recorded("hip_oa") and facts.recorded("hip_osteophyte"):
-        other.append(_present("R-04", "hypertrophic OA with osteophytes", facts.recorded("hip_osteophyte")))
+        other.append(_present(k, "R-04", "hypertrophic_oa", facts.recorded("hip_osteophyte")))
     else:
-        other.append(Factor("R-04", "hypertrophic OA with osteophytes", UNKNOWN, "not recorded"))
+        other.append(factor(k, "hypertrophic_oa", "R-04", UNKNOWN, "not recorded"))
     poor_rom = [
         e for e in facts.recorded("poor_hip_rom") if e.when is None or surgery_date is None or e.when <= surgery_date
     ]
-    other.append(_recorded_or_unknown("R-05", "poor pre-operative hip range of motion", poor_rom))
+    other.append(_recorded_or_unknown(k, "R-05", "poor_rom", poor_rom))
     if planned_revision or (
         surgery is not None and surgery.resource in {e.resource for e in facts.recorded("tha_revision")}
     ):
-        other.append(
-            Factor("R-11", "revision arthroplasty", PRESENT, surgery.display if surgery else "revision ordered")
-        )
-    other.append(
-        _recorded_or_unknown("R-13", "immobilization, bed rest or assisted ventilation", facts.recorded("immobility"))
-    )
+        other.append(factor(k, "revision", "R-11", PRESENT, surgery.display if surgery else "revision ordered"))
+    other.append(_recorded_or_unknown(k, "R-13", "immobilization", facts.recorded("immobility")))
     if surgery is not None and surgery.when is not None:
         other.extend(_postoperative_factors(facts, k, surgery.when))
     return strong, other
@@ -251,25 +248,18 @@ def _postoperative_factors(facts: PatientFacts, k: Knowledge, surgery_date: date
     near = [m for m in temps if abs(m.when - surgery_date) <= window]  # type: ignore[operator]
     fever_codes = [e for e in facts.recorded("fever") if e.when is not None and abs(e.when - surgery_date) <= window]
     if fever_codes or any(m.value is not None and m.value >= threshold for m in near):
-        out.append(Factor("R-06", "fever at the time of surgery", PRESENT, f">= {threshold:g} °C around the operation"))
+        out.append(factor(k, "fever_at_surgery", "R-06", PRESENT, f">= {threshold:g} °C around the operation"))
     elif near:
-        out.append(Factor("R-06", "fever at the time of surgery", ABSENT, "temperature normal around the operation"))
+        out.append(factor(k, "fever_at_surgery", "R-06", ABSENT, "temperature normal around the operation"))
     else:
-        out.append(
-            Factor(
-                "R-06",
-                "fever at the time of surgery",
-                UNKNOWN,
-                "no temperature recorded around the operation",
-            )
-        )
+        out.append(factor(k, "fever_at_surgery", "R-06", UNKNOWN, "no temperature recorded around the operation"))
     dislocation_days = k.window("early_dislocation_days")
     dislocations = [
         e
         for e in facts.recorded("prosthesis_dislocation")
         if e.when is not None and 0 <= days_between(surgery_date, e.when) <= dislocation_days
     ]
-    out.append(_recorded_or_unknown("R-15", f"prosthesis dislocation within {dislocation_days} days", dislocations))
+    out.append(_recorded_or_unknown(k, "R-15", "early_dislocation", dislocations, days=dislocation_days))
     search_end = surgery_date + timedelta(days=k.window("postoperative_fever_search_days"))
     fever_days = {
         m.when.date()
@@ -278,20 +268,20 @@ def _postoperative_factors(facts: PatientFacts, k: Knowledge, surgery_date: date
     }
     limit = k.window("postoperative_fever_days")
     if len(fever_days) > limit:
-        out.append(
-            Factor("R-16", f"post-operative fever over {limit} days", PRESENT, f"fever on {len(fever_days)} days")
-        )
+        out.append(factor(k, "postop_fever", "R-16", PRESENT, f"fever on {len(fever_days)} days", days=limit))
     else:
         out.append(
-            Factor(
+            factor(
+                k,
+                "postop_fever",
                 "R-16",
-                f"post-operative fever over {limit} days",
                 UNKNOWN if not temps else ABSENT,
                 "not recorded" if not temps else f"fever on {len(fever_days)} days",
+                days=limit,
             )
         )
     hematomas = [e for e in facts.recorded("postop_hematoma") if e.when is None or e.when >= surgery_date]
-    out.append(_recorded_or_unknown("R-17", "post-operative hematoma", hematomas))
+    out.append(_recorded_or_unknown(k, "R-17", "hematoma", hematomas))
     return out
 
 
@@ -324,49 +314,44 @@ def burn_risk(facts: PatientFacts, k: Knowledge) -> PopulationRisk:
     index = facts.index_event(Population.BURN)
     decile = burn_tbsa(facts)
     limit = int(k.param("burn", "high_risk_tbsa_decile"))
+    percent = limit * 10
     if decile is None:
-        factor = Factor(
-            "LIT-LEVI-2015",
-            "burn extent 30 % of body surface or more",
-            UNKNOWN,
-            "extent (T31/T32) not recorded",
+        extent = factor(
+            k, "burn_extent", "LIT-LEVI-2015", UNKNOWN, say(k, "reasons", "burn_extent_unknown"), percent=percent
         )
     else:
         status = PRESENT if decile >= limit else ABSENT
-        factor = Factor(
-            "LIT-LEVI-2015",
-            "burn extent 30 % of body surface or more",
-            status,
-            f"{decile * 10}-{decile * 10 + 9} %",
+        extent = factor(
+            k, "burn_extent", "LIT-LEVI-2015", status, f"{decile * 10}-{decile * 10 + 9} %", percent=percent
         )
-    if factor.status is PRESENT:
+    if extent.status is PRESENT:
         return PopulationRisk(
             Population.BURN,
             RiskLevel.HIGH,
             index,
-            (factor,),
+            (extent,),
             ("R-10", "LIT-LEVI-2015"),
-            "full-thickness burn over 30 % or more of the body surface ([LIT] Levi 2015)",
+            say(k, "reasons", "burn_high", percent=percent),
         )
-    return PopulationRisk(Population.BURN, RiskLevel.MODERATE, index, (factor,), ("R-10",), "full-thickness burn")
+    return PopulationRisk(Population.BURN, RiskLevel.MODERATE, index, (extent,), ("R-10",), "full-thickness burn")
 
 
 def general_factors(facts: PatientFacts, k: Knowledge, now: datetime) -> tuple[Factor, ...]:
     """R-19 (S2): prolonged immobility, extremity swelling, pressure ulcers, coma over 2 weeks."""
     picture = tbi_picture(facts, k, now)
     long_coma = float(k.param("coma", "long_coma_days"))
+    days = f"{long_coma:g}"
     if picture.coma_days is not None and picture.coma_days > long_coma:
-        coma = Factor("R-19", f"coma over {long_coma:g} days", PRESENT, picture.coma_evidence)
+        coma = factor(k, "coma_long", "R-19", PRESENT, picture.coma_evidence, days=days)
     elif picture.coma_days is not None:
-        coma = Factor(
-            "R-19", f"coma over {long_coma:g} days", ABSENT, f"{picture.coma_days:.0f} days: {picture.coma_evidence}"
-        )
+        evidence = f"{picture.coma_days:.0f} days: {picture.coma_evidence}"
+        coma = factor(k, "coma_long", "R-19", ABSENT, evidence, days=days)
     else:
-        coma = Factor("R-19", f"coma over {long_coma:g} days", UNKNOWN, "not recorded")
+        coma = factor(k, "coma_long", "R-19", UNKNOWN, "not recorded", days=days)
     return (
-        _recorded_or_unknown("R-19", "prolonged immobility", facts.recorded("immobility")),
-        _recorded_or_unknown("R-19", "extremity swelling", facts.recorded("sign_swelling")),
-        _recorded_or_unknown("R-19", "pressure ulcer", facts.recorded("pressure_ulcer")),
+        _recorded_or_unknown(k, "R-19", "immobility", facts.recorded("immobility")),
+        _recorded_or_unknown(k, "R-19", "swelling", facts.recorded("sign_swelling")),
+        _recorded_or_unknown(k, "R-19", "pressure_ulcer", facts.recorded("pressure_ulcer")),
         coma,
     )
 
@@ -438,7 +423,7 @@ def assess(facts: PatientFacts, k: Knowledge, now: datetime) -> RiskAssessment:
     young = int(k.param("age", "young_child_under_years"))
     if level is not None and age is not None and age < young:
         level = RiskLevel.LOW
-        modifiers.append(f"Age {age}: HO is rare in very young children (E-06); level set to low.")
+        modifiers.append(say(k, "reasons", "young_child", age=age))
         rules.append("E-06")
         # The modifier applies to every population, so that surveillance and rehabilitation (which read
         # the per-population levels) follow the lowered level too.
@@ -449,27 +434,24 @@ def assess(facts: PatientFacts, k: Knowledge, now: datetime) -> RiskAssessment:
                 p.index,
                 p.factors,
                 (*p.rules, "E-06"),
-                f"{p.basis}; age under {young}: low (E-06)" if p.level is not RiskLevel.LOW else p.basis,
+                say(k, "reasons", "young_child_basis", basis=p.basis, young=young)
+                if p.level is not RiskLevel.LOW
+                else p.basis,
                 p.notes,
             )
             for p in populations
         ]
     flaccid = facts.recorded("flaccid_limb")
     if level is not None and flaccid:
-        modifiers.append(
-            f"Flaccid limb recorded ({flaccid[0].display}): HO is rarely seen in flaccid limbs (N-11); a note, not scored."
-        )
+        modifiers.append(say(k, "reasons", "flaccid_limb", display=flaccid[0].display))
         rules.append("N-11")
     context: list[str] = []
     if Population.SCI in present and facts.recorded("anticoagulant"):
-        context.append(
-            "Anticoagulant recorded: S1 links anticoagulants in SCI to hematoma and secondary HO (P-04), "
-            "but the literature conflicts ([LIT] SCIRE: warfarin may inhibit HO); shown as context, not scored."
-        )
+        context.append(say(k, "reasons", "anticoagulant_context"))
         rules += ["P-04", "LIT-ANTICOAGULANTS"]
     permissive = [e.display for e in facts.recorded("dvt", "pressure_ulcer")][:3]
     if level is not None and permissive:
-        context.append(f"Local permissive factors recorded (P-01, context only): {', '.join(permissive)}.")
+        context.append(say(k, "reasons", "permissive_context", displays=", ".join(permissive)))
         rules.append("P-01")
     return RiskAssessment(level, tuple(populations), tuple(modifiers), tuple(context), tuple(dict.fromkeys(rules)))
 
@@ -498,13 +480,12 @@ def risk_finding(assessment: RiskAssessment, k: Knowledge) -> Finding | None:
         absent = [f for f in p.factors if f.status is FactorStatus.ABSENT]
         unknown = [f for f in p.factors if f.status is FactorStatus.UNKNOWN]
         if found:
-            reasons.append("Factors found: " + "; ".join(_factor_line(f) for f in found) + ".")
+            reasons.append(say(k, "reasons", "factors_found", lines="; ".join(_factor_line(f) for f in found)))
         if absent:
-            reasons.append("Factors absent: " + "; ".join(_factor_line(f) for f in absent) + ".")
+            reasons.append(say(k, "reasons", "factors_absent", lines="; ".join(_factor_line(f) for f in absent)))
         if unknown:
-            reasons.append(
-                "Not assessable from the record: " + "; ".join(f"{f.name}: {f.evidence}" for f in unknown) + "."
-            )
+            lines = "; ".join(f"{f.name}: {f.evidence}" for f in unknown)
+            reasons.append(say(k, "reasons", "factors_unknown", lines=lines))
         reasons.extend(p.notes)
         factors.extend(p.factors)
     reasons.extend(assessment.modifiers)

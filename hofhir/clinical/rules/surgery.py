@@ -6,12 +6,13 @@ import re
 from datetime import datetime
 from typing import Any
 
-from hofhir.clinical.facts import PatientFacts
+from hofhir.clinical.facts import IndexEvent, PatientFacts
 from hofhir.clinical.model import Factor, FactorStatus, Finding, Indicator, Population, Suggestion, Topic
 from hofhir.clinical.rules.common import (
     advice_lines,
-    at_risk_events,
     done_or_ordered_since,
+    factor,
+    months,
     override,
     recent_since,
     say,
@@ -31,7 +32,7 @@ _NOT_STABLE = re.compile(
 )
 
 
-def bone_scan_activity(facts: PatientFacts) -> Factor:
+def bone_scan_activity(facts: PatientFacts, k: Knowledge) -> Factor:
     """S-02(a): serial bone-scan activity at steady state; only what a report or result says counts."""
     scans = sorted(
         (e for e in facts.recorded("bone_scan") if e.note), key=lambda e: e.when or datetime.min, reverse=True
@@ -39,95 +40,108 @@ def bone_scan_activity(facts: PatientFacts) -> Factor:
     for scan in scans:
         note = scan.note.lower()
         if not _NOT_STABLE.search(note) and _STABLE.search(note):
-            return Factor(
-                "S-02",
-                "bone-scan activity at steady state",
-                FactorStatus.PRESENT,
-                f"{scan.display}: {scan.note[:80]}",
-            )
+            return factor(k, "bone_scan_stable", "S-02", FactorStatus.PRESENT, f"{scan.display}: {scan.note[:80]}")
         if _NOT_STABLE.search(note) or _ACTIVE.search(note) or note.split()[-1:] in (["h"], ["a"]):
-            return Factor(
-                "S-02",
-                "bone-scan activity at steady state",
-                FactorStatus.ABSENT,
-                f"{scan.display}: {scan.note[:80]}",
-            )
-    return Factor("S-02", "bone-scan activity at steady state", FactorStatus.UNKNOWN, "not documented")
+            return factor(k, "bone_scan_stable", "S-02", FactorStatus.ABSENT, f"{scan.display}: {scan.note[:80]}")
+    return factor(k, "bone_scan_stable", "S-02", FactorStatus.UNKNOWN, "not documented")
+
+
+def injury_of_the_ho(facts: PatientFacts) -> tuple[IndexEvent | None, datetime | None]:
+    """ho-rules-v1 §5 (1.1): the index event that caused the HO, and the HO onset it was anchored on.
+
+    The most recent index event on or before the HO's onset date (the latest dated HO condition); without
+    an HO onset date, the most recent index event. A later, unrelated event does not restart the clock.
+    """
+    events = [
+        e
+        for population, listed in facts.index_events.items()
+        if population is not Population.HO_HISTORY
+        for e in listed
+        if e.when is not None
+    ]
+    if not events:
+        return None, None
+    onsets = [e.when for e in facts.recorded("ho") if e.resource_type == "Condition" and e.when is not None]
+    onset = max(onsets) if onsets else None
+    before = [e for e in events if onset is None or e.when <= onset]  # type: ignore[operator]
+    if not before:
+        before = events  # every recorded injury is after the HO onset: the most recent one, as without an onset
+        onset = None
+    return max(before, key=lambda e: e.when), onset  # type: ignore[arg-type,return-value]
+
+
+def _alp_criterion(facts: PatientFacts, k: Knowledge) -> Factor:
+    sap = facts.latest_result("alp")
+    if sap is None:
+        return factor(k, "alp_in_range", "L-02", FactorStatus.UNKNOWN, "no ALP result")
+    if sap.above_range is None:
+        why = "unit not readable" if not sap.unit_known else "no reference range"
+        value = f"ALP {sap.value:g} {sap.unit}" if sap.value is not None else "ALP without a value"
+        return factor(k, "alp_in_range", "L-02", FactorStatus.UNKNOWN, f"{value}: {why}")
+    status = FactorStatus.ABSENT if sap.above_range else FactorStatus.PRESENT
+    rng = f"{sap.low:g}-{sap.high:g}" if sap.low is not None and sap.high is not None else "range"
+    when = sap.when.date() if sap.when else "?"
+    value = f"{sap.value:g} {sap.unit}" if sap.value is not None else sap.interpretation
+    return factor(k, "alp_in_range", "L-02", status, f"ALP {value} ({rng}) on {when}")
+
+
+def _short(k: Knowledge, criterion: Factor, **fields: object) -> str:
+    """The readiness summary's short name of an unmet (or unknown) criterion, by its code."""
+    absent, unknown = k.cards["factor_short"][criterion.code]
+    template = str(absent if criterion.status is FactorStatus.ABSENT else unknown)
+    return template.format(**fields)
 
 
 def readiness(facts: PatientFacts, k: Knowledge, now: datetime, order: dict[str, Any]) -> Finding:
-    criteria: list[Factor] = []
-    sap = facts.latest_result("alp")
-    if sap is None:
-        criteria.append(Factor("L-02", "latest ALP within range", FactorStatus.UNKNOWN, "no ALP result"))
-    elif sap.above_range is None:
-        criteria.append(
-            Factor(
-                "L-02",
-                "latest ALP within range",
-                FactorStatus.UNKNOWN,
-                f"ALP {sap.value:g} {sap.unit}: no reference range",
-            )
-        )
-    else:
-        status = FactorStatus.ABSENT if sap.above_range else FactorStatus.PRESENT
-        rng = f"{sap.low:g}-{sap.high:g}" if sap.low is not None and sap.high is not None else "range"
-        criteria.append(
-            Factor(
-                "L-02",
-                "latest ALP within range",
-                status,
-                f"ALP {sap.value:g} {sap.unit} ({rng}) on {sap.when.date() if sap.when else '?'}",
-            )
-        )
-    criteria.append(bone_scan_activity(facts))
+    criteria: list[Factor] = [_alp_criterion(facts, k), bone_scan_activity(facts, k)]
     maturity_days = k.window("surgical_maturity_days")
-    injuries = [e for e in at_risk_events(facts, include_history=False) if e.when is not None]
-    if injuries:
-        event = max(injuries, key=lambda e: e.when)  # type: ignore[arg-type,return-value]
+    maturity_months = months(maturity_days)
+    event, onset = injury_of_the_ho(facts)
+    anchor: list[str] = []
+    if event is not None:
         assert event.when is not None
-        months = days_between(event.when, now) / 30.44
-        status = FactorStatus.PRESENT if days_between(event.when, now) >= maturity_days else FactorStatus.ABSENT
+        elapsed = days_between(event.when, now)
+        status = FactorStatus.PRESENT if elapsed >= maturity_days else FactorStatus.ABSENT
         criteria.append(
-            Factor(
+            factor(
+                k,
+                "maturity_time",
                 "S-02",
-                "12 months or more since the injury",
                 status,
-                f"{months:.0f} months since {event.display}",
+                f"{elapsed / 30.44:.0f} months since {event.display}",
+                months=maturity_months,
             )
         )
+        if onset is not None:
+            anchor.append(
+                say(k, "reasons", "readiness_anchor", event=event.display, date=event.when.date(), onset=onset.date())
+            )
         populations: tuple[Population, ...] = (
             (event.population, Population.HO_HISTORY) if facts.recorded("ho") else (event.population,)
         )
     else:
         criteria.append(
-            Factor("S-02", "12 months or more since the injury", FactorStatus.UNKNOWN, "injury date not recorded")
+            factor(k, "maturity_time", "S-02", FactorStatus.UNKNOWN, "injury date not recorded", months=maturity_months)
         )
         populations = (Population.HO_HISTORY,) if facts.recorded("ho") else ()
     unmet = [c for c in criteria if c.status is not FactorStatus.PRESENT]
-    names = {
-        "latest ALP within range": "ALP raised",
-        "bone-scan activity at steady state": "bone scan",
-        "12 months or more since the injury": "under 12 months",
-    }
     reasons = [
-        f"{'Met' if c.status is FactorStatus.PRESENT else ('Unknown' if c.status is FactorStatus.UNKNOWN else 'Not met')}: "
-        f"{c.name} ({c.evidence})."
-        for c in criteria
+        say(k, "reasons", "readiness_criteria", months=maturity_months),
+        *anchor,
+        *(
+            f"{'Met' if c.status is FactorStatus.PRESENT else ('Unknown' if c.status is FactorStatus.UNKNOWN else 'Not met')}: "
+            f"{c.name} ({c.evidence})."
+            for c in criteria
+        ),
     ]
-    reasons.insert(
-        0,
-        "Traditional criteria, all three: bone-scan activity at steady state, ALP back to normal, usually 12-18 months after injury (S-02, L-02).",
-    )
     advice = list(advice_lines(k, "readiness"))
     site = (
         " ".join(str(s) for s in (order.get("bodySite") or [])).lower()
         + " "
         + " ".join(e.site.lower() for e in facts.recorded("ho"))
     )
-    for word, line in k.cards["advice"]["readiness_location"].items():
-        if word in site:
-            advice.append(str(line))
+    location_notes = [str(line) for word, line in k.cards["advice"]["readiness_location"].items() if word in site]
+    advice += location_notes
     suggestions: list[Suggestion] = []
     if not done_or_ordered_since(facts, "ct_planning", recent_since(now, 90)):
         suggestions.append(
@@ -137,25 +151,14 @@ def readiness(facts: PatientFacts, k: Knowledge, now: datetime, order: dict[str,
                 build.ct_order(facts.patient_id, "Planning of heterotopic bone resection (I-04)"),
             )
         )
-    rules = ("S-02", "L-02", "S-01", "S-03", "S-04", "S-07", "I-04") + (
-        ("S-05",) if any("(S-05)" in a for a in advice) else ()
-    )
+    rules = ("S-02", "L-02", "S-01", "S-03", "S-04", "S-07", "I-04") + (("S-05",) if location_notes else ())
     if unmet:
-        short = ", ".join(
-            dict.fromkeys(
-                names[c.name] if c.status is FactorStatus.ABSENT else f"{names[c.name]} unknown" for c in unmet
-            )
-        )
+        short = ", ".join(dict.fromkeys(_short(k, c, months=maturity_months) for c in unmet))
         return Finding(
             topic=Topic.HO_SURGICAL_READINESS,
             indicator=Indicator.WARNING,
             rules=rules,
-            summary=say(
-                k,
-                "summaries",
-                "readiness_unmet",
-                unmet=short.replace("bone scan unknown", "bone scan not documented"),
-            ),
+            summary=say(k, "summaries", "readiness_unmet", unmet=short),
             populations=populations,
             reasons=tuple(reasons),
             advice=tuple(advice),

@@ -162,7 +162,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             sys.stdout.buffer.write(orjson.dumps(body, option=orjson.OPT_INDENT_2 if not many else 0) + b"\n")
             continue
         timeline = build_timeline(build_facts(item, k, now), evaluation, k)
-        reason = quiet_reason(evaluation, timeline)
+        reason = quiet_reason(evaluation, k)
         if args.format == "text":
             print_text(evaluation, sys.stdout, sys.stdout.isatty() and not os.environ.get("NO_COLOR"), reason)
         else:

@@ -139,7 +139,7 @@ def evaluate_request(s: ServiceState, req: dict[str, Any], now: datetime, base_u
         "request": body,
         "response": response,
         "cardsHtml": cards_html(response["cards"], service_id),
-        "quietReason": quiet_reason(evaluation, timeline),
+        "quietReason": quiet_reason(evaluation, s.knowledge),
         "timeline": {"svg": render(timeline), "text": timeline.sentences(), "model": timeline.as_dict()},
         "rejected": evaluation.trace.get("rejected") or [],
     }

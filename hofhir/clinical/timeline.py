@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from hofhir.clinical.evaluate import Evaluation
+from hofhir.clinical.evaluate import Evaluation, no_cards_message
 from hofhir.clinical.facts import Entry, PatientFacts
 from hofhir.clinical.model import Population
 from hofhir.fhir.dates import ensure_aware
@@ -262,12 +262,8 @@ def _num(value: float | None) -> str:
 
 
 def relevance_window_days(k: Knowledge) -> int:
-    """ho-rules-v1 §3a (1.1): the length of the relevance window, from the knowledge parameters
-    ([relevance] window_days where the rules define it, else [windows] relevance_window_days)."""
-    rules_own = (k.parameters.get("relevance") or {}).get("window_days")
-    if rules_own is not None:
-        return int(rules_own)
-    return k.window("relevance_window_days")
+    """ho-rules-v1 §3a (1.1): the length of the relevance window, the rules' own parameter."""
+    return int(k.param("relevance", "window_days"))
 
 
 def _event(lane: str, entry: Entry, now: datetime) -> Event | None:
@@ -390,22 +386,10 @@ def _in_relevance(
     return any(g.topic.value == "ho-suspected" for g in evaluation.guidance)
 
 
-CHART_TOPIC_HOOKS = ("patient-view", "encounter-start", "encounter-discharge")
-
-
-def quiet_reason(evaluation: Evaluation, timeline: Timeline | None) -> str | None:
-    """Why an evaluation has no card, in words (None when it has cards)."""
+def quiet_reason(evaluation: Evaluation, k: Knowledge) -> str | None:
+    """Why an evaluation has no card, in words (None when it has cards): the evaluation's own reason code
+    (deceased, no population, outside the relevance window, ...) in the words of cards.toml."""
     if evaluation.guidance:
         return None
-    trace = evaluation.trace
-    if trace.get("deceased"):
-        return "No cards: the patient is deceased (HO guidance is for the living)."
-    if not trace.get("populations"):
-        return "No cards: no at-risk population (no index event of ho-rules §2 in the record)."
-    if timeline is not None and not timeline.in_relevance_window and evaluation.hook in CHART_TOPIC_HOOKS:
-        return (
-            "No cards: outside the relevance window (ho-rules §3a): no index event, active HO or HO excision "
-            f"in the last {(timeline.relevance.end - timeline.relevance.start).days if timeline.relevance else 365} days."
-        )
-    level = trace.get("riskLevel") or "none"
-    return f"No cards: no rule fired for {evaluation.hook} (risk {level})."
+    message = no_cards_message(evaluation, k)
+    return f"No cards: {message}" if message else "No cards."

@@ -180,4 +180,11 @@ def test_invalid_resources_are_left_out_and_listed(client: FlaskClient) -> None:
     patient = {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1970-01-01"}
     body = client.post("/preview", json={"text": json.dumps(patient) + "\n" + json.dumps(bad)}).json
     assert [r["resource"] for r in body["rejected"]] == ["Observation/o1"]
-    assert body["quietReason"] and "no at-risk population" in body["quietReason"]
+    assert body["quietReason"] and "risk population" in body["quietReason"]
+
+
+def test_an_old_injury_gets_no_chart_card_and_the_page_says_why(client: FlaskClient) -> None:
+    body = client.post("/preview", json={"example": "ex-sci-old"}).json
+    assert body["response"]["cards"] == []
+    assert "relevance window" in body["quietReason"] and "365 days" in body["quietReason"]
+    assert body["timeline"]["model"]["relevanceWindow"]["inside"] is False

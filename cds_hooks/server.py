@@ -17,7 +17,7 @@ from cds_hooks.logs import JsonFormatter
 
 EXIT_SETTINGS = 2
 NO_ISSUER = (
-    "hofhir serve: JWT authentication is on and no issuer is configured: set HOFHIR_AUTH=off for local use, "
+    "hofhir: JWT authentication is on and no issuer is configured: set HOFHIR_AUTH=off for local use, "
     "or HOFHIR_AUTH_ISSUERS to trust your EHR's issuer"
 )
 # gunicorn settings taken from cds_hooks/gunicorn_conf.py (the container's configuration), bind aside.
@@ -54,7 +54,7 @@ def settings_problem(environ: Mapping[str, str]) -> str | None:
         settings_from_env(environ)
         Settings.from_env(environ)
     except ValueError as exc:  # SettingsError is a ValueError too
-        return f"hofhir serve: {' '.join(str(exc).split())}"
+        return f"hofhir: {' '.join(str(exc).split())}"
     return None
 
 
@@ -66,7 +66,7 @@ def serve(host: str, port: int, workers: int | None = None) -> int:
 
             create_app()
         except ValueError as exc:
-            problem = f"hofhir serve: {' '.join(str(exc).split())}"
+            problem = f"hofhir: {' '.join(str(exc).split())}"
     if problem is not None:
         sys.stderr.write(problem + "\n")
         return EXIT_SETTINGS

@@ -1,32 +1,37 @@
 """The Flask app factory: the CDS Hooks 2.0 service and its operational endpoints.
 
-gunicorn -c cds_hooks/gunicorn_conf.py "cds_hooks.app:create_app()"    (production)
+gunicorn -c python:cds_hooks.gunicorn_conf                              (production: create_app())
 hofhir serve [--host H] [--port P]                                       (local: development server)
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
+import os
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from cds_hooks import feedback, health, hooks, logs, notifications, pages
-from cds_hooks.auth import AuthError, ReplayStoreUnavailable, build_verifier, settings_from_env
+from cds_hooks.auth import AuthError, ReplayStoreUnavailable, auth_settings, build_verifier
 from cds_hooks.dispatch import Evaluator, InlineEvaluator
 from cds_hooks.errors import HttpError
 from cds_hooks.services import catalogue
-from cds_hooks.settings import Settings
+from cds_hooks.settings import Settings, SettingsError
 from cds_hooks.web import ServiceState, outcome_response, state, state_of
 from hofhir import __version__
 from hofhir.adapters import metrics
-from hofhir.adapters.store import Store, open_store
-from hofhir.knowledge import Knowledge, default_knowledge
+from hofhir.adapters.store import HostOnceStore, OnceStore, Store, StoreUnavailable, open_store
+from hofhir.knowledge import Knowledge, knowledge_at
 
 log = logging.getLogger("hofhir.web")
 
@@ -37,35 +42,33 @@ def create_app(
     knowledge: Knowledge | None = None,
     clock: Callable[[], datetime] | None = None,
     evaluator: Evaluator | None = None,
-    environ: dict[str, str] | None = None,
 ) -> Flask:
-    import os
-
-    env = dict(os.environ) if environ is None else environ
-    settings = settings or Settings.from_env(env)
+    """The service. `settings` default to the process environment, parsed here, once (the entrypoint);
+    a bad or missing value raises SettingsError, one line that says what to set."""
+    settings = settings if settings is not None else Settings.from_env()
+    try:
+        auth = auth_settings(settings)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     logs.configure(settings.log_level)
-    k = knowledge or default_knowledge()
-    redis_client = None
-    if settings.redis_url:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        # Fail fast: a Redis outage must cost an answer (503/inline fallback), not seconds of retries.
-        redis_client = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
-        )
-    auth_settings = settings_from_env({**env, "HOFHIR_AUTH": "on" if settings.auth else "off"})
-    store = open_store(settings.redis_url)
+    k = knowledge or knowledge_at(settings.knowledge)
+    # The one Redis adapter of this process (or the embedded cache). A call to it (replay check, run-ahead
+    # cache) waits at most half the hook's deadline: a hung Redis costs an answer's fallback, not seconds.
+    store = open_store(settings.redis_url, timeout_s=min(0.5, settings.deadline_ms / 2000))
     if evaluator is None:
         evaluator = _default_evaluator(settings, k, store)
+    if not settings.redis_url:
+        # The embedded mode runs Subscription write-back in this process: the tasks get the same settings.
+        from hofhir.worker.app import configure
+
+        configure(settings, store, k)
     app = Flask("cds_hooks")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["hofhir"] = ServiceState(
         settings=settings,
         knowledge=k,
         store=store,
-        verifier=build_verifier(auth_settings, redis_client),
+        verifier=build_verifier(auth, _replay_store(settings, store) if auth.enabled else None),
         evaluator=evaluator,
         services=catalogue(k),
         clock=clock or (lambda: datetime.now(UTC)),
@@ -75,7 +78,8 @@ def create_app(
         from hofhir.worker.app import DEAD_LETTER_KEY
 
         def dead_letter_size() -> None:
-            metrics.DEAD_LETTER_SIZE.set(store.length(DEAD_LETTER_KEY))
+            with contextlib.suppress(StoreUnavailable):
+                metrics.DEAD_LETTER_SIZE.set(store.length(DEAD_LETTER_KEY))
 
         metrics.before_render(dead_letter_size)
     warm_up(k)
@@ -86,7 +90,23 @@ def create_app(
     app.register_blueprint(health.blueprint)
     app.register_blueprint(pages.blueprint)
     _install_handlers(app)
+    # What is alive now (the knowledge, model classes, the warmed-up caches) lives as long as the process:
+    # keep it out of the collector's full passes, which otherwise walk it in the middle of requests.
+    gc.collect()
+    gc.freeze()
     return app
+
+
+def _replay_store(settings: Settings, store: Store) -> OnceStore:
+    """Where JWT ids are remembered: the service's Redis, shared by every process; without Redis a SQLite
+    file that every process of this host opens (gunicorn workers), so a token is accepted once per host."""
+    if settings.redis_url:
+        return store
+    path = settings.replay_db or str(Path(tempfile.gettempdir()) / f"hofhir-replay-{os.getuid()}.sqlite")
+    try:
+        return HostOnceStore(path)
+    except StoreUnavailable as exc:
+        raise SettingsError(f"HOFHIR_REPLAY_DB: {exc} (set it to a writable file, or use HOFHIR_REDIS_URL)") from None
 
 
 def warm_up(k: Knowledge) -> None:
@@ -171,6 +191,11 @@ def _install_handlers(app: Flask) -> None:
     def _replay_down(exc: ReplayStoreUnavailable) -> Response:
         return outcome_response(503, "authentication state is unavailable; try again")
 
+    @app.errorhandler(StoreUnavailable)
+    def _store_down(exc: StoreUnavailable) -> Response:
+        log.warning("store unavailable: %s", exc)
+        return outcome_response(503, "the service's state store is unavailable; try again")
+
     @app.errorhandler(HTTPException)
     def _werkzeug(exc: HTTPException) -> Response:
         status = exc.code or 500
@@ -179,7 +204,10 @@ def _install_handlers(app: Flask) -> None:
             405: f"method {request.method} not allowed here",
             413: f"request body over {state().settings.max_body_bytes} bytes",
         }
-        return outcome_response(status, messages.get(status, exc.description or exc.name))
+        response = outcome_response(status, messages.get(status, exc.description or exc.name))
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # RFC 9110: a 405 names what is allowed
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
@@ -187,9 +215,10 @@ def _install_handlers(app: Flask) -> None:
         return outcome_response(500, f"internal error; request id {g.get('request_id')}")
 
 
-def serve(host: str, port: int) -> None:
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
     """`hofhir serve`: the development server with threads (gunicorn for production, see the README)."""
-    app = create_app()
+    host, port = host or settings.host, port or settings.port
+    app = create_app(settings)
     mode = "with Redis" if state_of(app).settings.redis_url else "embedded mode, no Redis"
     log.info("hofhir %s serving on http://%s:%d (%s)", __version__, host, port, mode)
     app.run(host=host, port=port, threaded=True, use_reloader=False)

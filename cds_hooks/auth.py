@@ -17,7 +17,7 @@ only when all of these hold, and otherwise raise :class:`AuthError`; the HTTP la
   most the configured lifetime;
 - ``jti`` is present and has not been seen from that issuer before (remembered until ``exp``).
 
-Settings come from the environment (see :func:`settings_from_env`).
+Settings come from the service's Settings (see :func:`auth_settings`).
 """
 
 from __future__ import annotations
@@ -31,13 +31,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 import jwt
 import redis
+
+from hofhir.adapters.settings import Settings
+from hofhir.adapters.store import MemoryStore, OnceStore, RedisStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -145,8 +147,8 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def settings_from_env(environ: Mapping[str, str]) -> AuthSettings:
-    """Read the ``HOFHIR_AUTH*`` variables; raise ValueError with a clear message when they are wrong.
+def auth_settings(settings: Settings) -> AuthSettings:
+    """The JWT checks configured by the service's Settings (parsed once, at start; see the README).
 
     - ``HOFHIR_AUTH``: ``on`` (default) or ``off`` (no JWT check; local use only).
     - ``HOFHIR_AUTH_ISSUERS``: JSON, or ``@/path/to/file.json``:
@@ -155,58 +157,26 @@ def settings_from_env(environ: Mapping[str, str]) -> AuthSettings:
     - ``HOFHIR_AUTH_LEEWAY_SECONDS``: clock leeway, 0-300 (default 30).
     - ``HOFHIR_AUTH_MAX_TOKEN_LIFETIME_SECONDS``: largest accepted ``exp - iat`` (default 3600).
     - ``HOFHIR_AUTH_ALLOW_HTTP_LOCALHOST``: ``on`` lets JWKS URLs on loopback use http (default off).
+
+    Raises ValueError with a message that names what to set.
     """
     return AuthSettings(
-        enabled=_switch(environ, "HOFHIR_AUTH", default=True),
-        issuers=_issuers_from_text(environ.get("HOFHIR_AUTH_ISSUERS", "").strip()),
-        algorithms=tuple(
-            a.strip().upper()
-            for a in environ.get("HOFHIR_AUTH_ALGORITHMS", ",".join(DEFAULT_ALGORITHMS)).split(",")
-            if a.strip()
-        ),
-        leeway_seconds=_int(environ, "HOFHIR_AUTH_LEEWAY_SECONDS", DEFAULT_LEEWAY_SECONDS),
-        max_token_lifetime_seconds=_int(
-            environ, "HOFHIR_AUTH_MAX_TOKEN_LIFETIME_SECONDS", DEFAULT_MAX_TOKEN_LIFETIME_SECONDS
-        ),
-        allow_http_localhost=_switch(environ, "HOFHIR_AUTH_ALLOW_HTTP_LOCALHOST", default=False),
+        enabled=settings.auth,
+        issuers=_issuers(settings.auth_issuers),
+        algorithms=settings.auth_algorithms,
+        leeway_seconds=settings.auth_leeway_seconds,
+        max_token_lifetime_seconds=settings.auth_max_token_lifetime_seconds,
+        allow_http_localhost=settings.auth_allow_http_localhost,
     )
 
 
-def _switch(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
-    value = environ.get(name, "").strip().lower()
-    if not value:
-        return default
-    if value in ("on", "off"):
-        return value == "on"
-    raise ValueError(f"{name} must be 'on' or 'off', not {value!r}")
+def settings_from_env(environ: Mapping[str, str]) -> AuthSettings:
+    """:func:`auth_settings` from a mapping of ``HOFHIR_*`` variables (tests, tools)."""
+    return auth_settings(Settings.from_env(environ))
 
 
-def _int(environ: Mapping[str, str], name: str, default: int) -> int:
-    value = environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number of seconds, not {value!r}") from None
-
-
-def _issuers_from_text(text: str) -> dict[str, IssuerConfig]:
-    if not text:
-        return {}
+def _issuers(raw: Mapping[str, Any]) -> dict[str, IssuerConfig]:
     source = "HOFHIR_AUTH_ISSUERS"
-    if text.startswith("@"):
-        source = text[1:]
-        try:
-            text = Path(source).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"HOFHIR_AUTH_ISSUERS: cannot read {source}: {exc.strerror}") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{source} is not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{source} must be a JSON object of issuer -> key source")
     issuers = {}
     for iss, entry in raw.items():
         if not isinstance(entry, dict) or set(entry) - {"jwks", "jwks_url", "jku"}:
@@ -336,39 +306,30 @@ def replay_key(issuer: str, jti: str) -> str:
     return hashlib.sha256(json.dumps([issuer, jti]).encode()).hexdigest()
 
 
-class MemoryReplayStore:
-    """For one process (embedded mode and tests): thread-safe, entries expire."""
+class StoreReplayStore:
+    """(issuer, jti) pairs recorded with the store's set-if-absent, which checks and records in one
+    atomic step: Redis is shared by every web process; the embedded mode's SQLite file by every process
+    of the host (gunicorn workers); memory by one process (tests)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._expiry: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def first_use(self, issuer: str, jti: str, ttl_seconds: int) -> bool:
-        key = replay_key(issuer, jti)
-        now = self._clock()
-        with self._lock:
-            if len(self._expiry) > 10_000:  # sweep now and then so the dict stays small
-                self._expiry = {k: t for k, t in self._expiry.items() if t > now}
-            if self._expiry.get(key, 0.0) > now:
-                return False
-            self._expiry[key] = now + ttl_seconds
-            return True
-
-
-class RedisReplayStore:
-    """Shared by every web process: ``SET key NX EX ttl`` records and checks in one atomic step."""
-
-    def __init__(self, client: redis.Redis[Any], prefix: str = DEFAULT_REPLAY_PREFIX) -> None:
-        self._redis = client
+    def __init__(self, store: OnceStore, prefix: str = "auth:jti:") -> None:
+        self._store = store
         self._prefix = prefix
 
     def first_use(self, issuer: str, jti: str, ttl_seconds: int) -> bool:
         try:
-            created = self._redis.set(self._prefix + replay_key(issuer, jti), b"1", nx=True, ex=ttl_seconds)
-        except redis.RedisError as exc:
-            raise ReplayStoreUnavailable(f"replay store unavailable: {type(exc).__name__}") from exc
-        return bool(created)
+            return self._store.set_if_absent(self._prefix + replay_key(issuer, jti), "1", ttl_seconds)
+        except StoreUnavailable as exc:
+            raise ReplayStoreUnavailable(f"replay store unavailable: {exc}") from exc
+
+
+def MemoryReplayStore(clock: Callable[[], float] = time.monotonic) -> StoreReplayStore:
+    """For one process (tests): thread-safe, entries expire."""
+    return StoreReplayStore(MemoryStore(clock=clock))
+
+
+def RedisReplayStore(client: redis.Redis[Any], prefix: str = DEFAULT_REPLAY_PREFIX) -> StoreReplayStore:
+    """Shared by every web process: ``SET key NX EX ttl``."""
+    return StoreReplayStore(RedisStore(client, prefix=""), prefix)
 
 
 # --- verification -------------------------------------------------------------------------------
@@ -490,9 +451,10 @@ class Verifier:
         return float(exp)
 
 
-def build_verifier(settings: AuthSettings, redis_client: redis.Redis[Any] | None = None) -> Verifier:
-    """The verifier the service runs with: replay state in Redis when there is one, else in memory.
-    Logs at start whether and how calls are authenticated."""
+def build_verifier(settings: AuthSettings, replay: OnceStore | None = None) -> Verifier:
+    """The verifier the service runs with, its replay state in `replay` (the service's Redis store, or
+    the host's SQLite file in the embedded mode; memory when not given). Logs at start whether and how
+    calls are authenticated."""
     if settings.enabled:
         logger.info(
             "JWT authentication on: issuers %s, algorithms %s",
@@ -501,7 +463,7 @@ def build_verifier(settings: AuthSettings, redis_client: redis.Redis[Any] | None
         )
     else:
         logger.warning("JWT authentication is OFF (HOFHIR_AUTH=off): any caller is accepted. Local use only.")
-    store: ReplayStore = MemoryReplayStore() if redis_client is None else RedisReplayStore(redis_client)
+    store = StoreReplayStore(replay if replay is not None else MemoryStore())
     return Verifier(settings, JwksCache(allow_http_localhost=settings.allow_http_localhost), store)
 
 

@@ -23,12 +23,13 @@ from cds_hooks.examples import bundle_entries, latest_date, request_from_resourc
 from cds_hooks.prefetch import DeadlineMissed, PrefetchUnavailable, resolve_prefetch
 from cds_hooks.render_html import markdown_sections, report_page
 from hofhir.adapters import files
+from hofhir.adapters.settings import Settings, SettingsError
 from hofhir.clinical.evaluate import SUPPORTED_HOOKS, Evaluation, evaluate
 from hofhir.clinical.facts import build_facts
 from hofhir.clinical.timeline import build_timeline, quiet_reason
 from hofhir.fhir import read
 from hofhir.fhir.read import ClinicalInput, InputError
-from hofhir.knowledge import Knowledge, KnowledgeError, default_knowledge
+from hofhir.knowledge import Knowledge, KnowledgeError, knowledge_at
 
 EXIT_BAD_INPUT = 2
 EXIT_MISSING_DATA = 3
@@ -147,10 +148,11 @@ def print_text(evaluation: Evaluation, out: TextIO, colour: bool, quiet_reason: 
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    k = default_knowledge()
+    settings: Settings = args.settings
+    k = knowledge_at(settings.knowledge)
     now = _parse_now(args.now)
     inputs = load_inputs(Path(args.file), args.hook, args.patient, k)
-    base_url = os.environ.get("HOFHIR_PUBLIC_URL") or None
+    base_url = settings.public_url
     many = len(inputs) > 1
     sections: list[tuple[str, list[dict[str, Any]], str, list[str], str | None]] = []
     for item in inputs:
@@ -263,19 +265,19 @@ def _service_for(client: Any, base: str, hook: str, headers: dict[str, str]) -> 
 def cmd_serve(args: argparse.Namespace) -> int:
     from cds_hooks.server import serve
 
-    return serve(args.host, args.port, args.workers)
+    return serve(args.settings, args.host, args.port, args.workers)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from hofhir.worker.app import run_worker
 
-    return run_worker(args.extra or [])
+    return run_worker(args.settings, args.extra or [])
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
     from hofhir.worker.app import probe
 
-    return probe(ready=args.ready, max_age=args.max_age)
+    return probe(args.settings, ready=args.ready, max_age=args.max_age)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -306,8 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.set_defaults(func=cmd_evaluate)
     sv = sub.add_parser("serve", help="run the CDS Hooks service (embedded worker when HOFHIR_REDIS_URL is unset)")
-    sv.add_argument("--host", default=os.environ.get("HOFHIR_HOST", "127.0.0.1"))
-    sv.add_argument("--port", type=int, default=int(os.environ.get("HOFHIR_PORT", "8080")))
+    sv.add_argument("--host", help="default HOFHIR_HOST, else 127.0.0.1")
+    sv.add_argument("--port", type=int, help="default HOFHIR_PORT, else 8080")
     sv.add_argument("--workers", type=int, help="gunicorn worker processes with Redis (embedded mode: always 1)")
     sv.set_defaults(func=cmd_serve)
     se = sub.add_parser(
@@ -345,8 +347,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.extra = unknown
     try:
+        args.settings = Settings.from_env()  # the environment, parsed once, here
         code: int = args.func(args)
         return code
+    except SettingsError as exc:  # one line saying what to set, not a traceback
+        sys.stderr.write(f"hofhir: {exc}\n")
+        return EXIT_BAD_INPUT
     except MissingData as exc:
         sys.stderr.write(f"hofhir: {exc}\n")
         return EXIT_MISSING_DATA

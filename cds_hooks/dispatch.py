@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
+from celery.exceptions import TimeoutError as ResultTimeout
 
-from hofhir.clinical.evaluate import Evaluation, evaluate
+from hofhir.adapters.settings import Settings
+from hofhir.adapters.store import Store
+from hofhir.clinical.evaluate import Evaluation, active_drafts, evaluate, relevant_drafts
 from hofhir.fhir.read import ClinicalInput
 from hofhir.knowledge import Knowledge
 
@@ -32,16 +34,17 @@ class Outcome:
 _publishers: dict[str, Any] = {}
 
 
-def publisher(redis_url: str) -> Any:
+def publisher(settings: Settings) -> Any:
     """The Celery app the web tier sends tasks with (one per Redis URL).
 
     The web tier only publishes: a broker that does not answer in a quarter second is treated as down
     (and skipped for a few seconds), so the hook still answers inside its deadline.
     """
+    redis_url = str(settings.redis_url)
     if redis_url not in _publishers:
         from hofhir.worker.app import make_celery
 
-        app = make_celery(redis_url)
+        app = make_celery(settings)
         app.conf.broker_connection_timeout = 0.25
         app.conf.broker_transport_options = {
             **app.conf.broker_transport_options,
@@ -82,19 +85,20 @@ class WorkerEvaluator:
       default) or answer no cards ("empty"); either way the fallback is counted.
     """
 
-    def __init__(self, settings: Any, knowledge: Knowledge, store: Any) -> None:
+    def __init__(self, settings: Settings, knowledge: Knowledge, store: Store) -> None:
         self.settings = settings
         self.knowledge = knowledge
         self.store = store
-        self.cache_ttl_s = int(os.environ.get("HOFHIR_RUN_AHEAD_TTL_S", "120"))
+        self.cache_ttl_s = settings.run_ahead_ttl_s
         self.broker_down_until = 0.0
-        self.celery = publisher(settings.redis_url)
+        self.celery = publisher(settings)
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
+        redis_url = str(settings.redis_url)
         self.probe = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25, retry=Retry(NoBackoff(), 0)
+            redis_url, socket_timeout=0.25, socket_connect_timeout=0.25, retry=Retry(NoBackoff(), 0)
         )
 
     def cache_key(self, inputs: ClinicalInput, now: datetime) -> str:
@@ -104,11 +108,11 @@ class WorkerEvaluator:
         family = "chart" if inputs.hook in ("patient-view", "encounter-start") else inputs.hook
         if inputs.hook in ("order-select", "order-sign"):
             family = "orders"
-            selections = set(inputs.context.get("selections") or [])
-            if inputs.hook == "order-select" and selections:
-                body["draftOrders"] = [
-                    o for o in inputs.draft_orders if f"{o.get('resourceType')}/{o.get('id')}" in selections
-                ]
+            # What the order rules read: the drafts they judge, and the whole session beside them (an NSAID
+            # drafted beside a THA counts even when not selected). order-sign after an order-select of
+            # every draft has the same key.
+            body["draftOrders"] = relevant_drafts(inputs)
+            body["sessionDrafts"] = active_drafts(inputs)
         body["hook"] = family
         body["context"] = {"patientId": inputs.context.get("patientId")}
         digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -141,7 +145,7 @@ class WorkerEvaluator:
             evaluation = Evaluation.from_dict(data)
             path = "worker"
         except Exception as exc:
-            reason = "timeout" if type(exc).__name__ == "TimeoutError" else "broker-unavailable"
+            reason = "timeout" if isinstance(exc, ResultTimeout) else "broker-unavailable"
             if reason == "broker-unavailable":
                 self.broker_down_until = time.monotonic() + 5.0
             metrics.INLINE_FALLBACKS.labels(

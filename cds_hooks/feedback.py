@@ -5,29 +5,42 @@ from __future__ import annotations
 from flask import Blueprint, Response, g
 
 from cds_hooks.errors import HttpError
+from cds_hooks.hook_call import card_key
 from cds_hooks.validation import check_feedback
 from cds_hooks.web import authenticate, json_response, read_json, state
 from hofhir.adapters import metrics
+from hofhir.knowledge import Knowledge
 
 blueprint = Blueprint("feedback", __name__)
 COUNTS_KEY = "feedback:counts"
 
 
+def offered_reasons(k: Knowledge) -> frozenset[str]:
+    """The override-reason codes cards can offer (cards.toml [override_reasons])."""
+    return frozenset(str(code) for code in k.cards.get("override_reasons", {}))
+
+
 @blueprint.post("/cds-services/<service_id>/feedback")
 def receive(service_id: str) -> Response:
     s = state()
+    authenticate()  # before the lookup: unknown ids answer 401 without a valid token, as the hook calls do
     if service_id not in s.services:
         raise HttpError(404, f"no CDS service {service_id!r}")
     g.service_id = f"{service_id}/feedback"
-    authenticate()
     items = check_feedback(read_json())
     for item in items:
-        topic = s.store.get(f"card:{service_id}:{item['card']}") or "unknown-card"
+        topic = s.store.get(card_key(service_id, item["card"])) or "unknown-card"
         outcome = item["outcome"]
         reason = ""
         if outcome == "overridden":
             coding = (item.get("overrideReason") or {}).get("reason") or {}
-            reason = str(coding.get("code") or "none") if isinstance(coding, dict) else "none"
+            code = coding.get("code") if isinstance(coding, dict) else None
+            # Only the codes the service offers become label values (and hash fields): a client cannot
+            # grow /metrics or the counts without bound by sending made-up codes.
+            if not code:
+                reason = "none"
+            else:
+                reason = code if isinstance(code, str) and code in offered_reasons(s.knowledge) else "other"
         s.store.incr(COUNTS_KEY, f"{topic}|{outcome}|{reason}")
         metrics.FEEDBACK.labels(topic=topic, outcome=outcome, reason=reason or "-").inc()
     g.cards = len(items)

@@ -48,11 +48,11 @@ def _check_secret() -> None:
 
 def _enqueue(patient: str | None, event: dict[str, Any]) -> None:
     """Queue the write-back: on a Celery worker when Redis is configured, else on a local thread."""
-    redis_url = state().settings.redis_url
-    if redis_url:
+    settings = state().settings
+    if settings.redis_url:
         from cds_hooks.dispatch import publisher
 
-        publisher(redis_url).send_task(
+        publisher(settings).send_task(
             "hofhir.assess_patient", args=[patient, event], retry=True, retry_policy={"max_retries": 2}
         )
         return

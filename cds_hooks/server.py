@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 from cds_hooks.logs import JsonFormatter
+from cds_hooks.settings import Settings
 
 EXIT_SETTINGS = 2
 NO_ISSUER = (
@@ -41,53 +41,37 @@ FROM_CONF = (
 log = logging.getLogger("hofhir.web")
 
 
-def settings_problem(environ: Mapping[str, str]) -> str | None:
-    """One line saying what is wrong with the settings, or None when the service can start."""
-    from cds_hooks.auth import settings_from_env
-
-    auth_on = environ.get("HOFHIR_AUTH", "").strip().lower() not in ("0", "off", "false", "no")
-    if auth_on and not environ.get("HOFHIR_AUTH_ISSUERS", "").strip():
-        return NO_ISSUER
-    from cds_hooks.settings import Settings
-
-    try:
-        settings_from_env(environ)
-        Settings.from_env(environ)
-    except ValueError as exc:  # SettingsError is a ValueError too
-        return f"hofhir: {' '.join(str(exc).split())}"
-    return None
-
-
-def serve(host: str, port: int, workers: int | None = None) -> int:
-    problem = settings_problem(os.environ)
-    if problem is None:
-        try:  # every other setting is checked by building the app once, before any worker starts
-            from cds_hooks.app import create_app
-
-            create_app()
-        except ValueError as exc:
-            problem = f"hofhir: {' '.join(str(exc).split())}"
-    if problem is not None:
-        sys.stderr.write(problem + "\n")
+def serve(settings: Settings, host: str | None = None, port: int | None = None, workers: int | None = None) -> int:
+    """Check the settings (exit 2 with one line), then serve until stopped."""
+    host, port = host or settings.host, port or settings.port
+    if settings.auth and not settings.auth_issuers:
+        sys.stderr.write(NO_ISSUER + "\n")
         return EXIT_SETTINGS
-    embedded = not os.environ.get("HOFHIR_REDIS_URL")
+    try:  # every other setting is checked by building the app once, before any worker starts
+        from cds_hooks.app import create_app
+
+        create_app(settings)
+    except ValueError as exc:  # SettingsError is a ValueError
+        sys.stderr.write(f"hofhir: {' '.join(str(exc).split())}\n")
+        return EXIT_SETTINGS
     if not hasattr(os, "fork"):
-        return _waitress(host, port)
+        return _waitress(settings, host, port)
     # Embedded mode keeps its card index and feedback counts in memory: one process, several threads.
-    return _gunicorn(host, port, 1 if embedded else workers)
+    return _gunicorn(settings, host, port, workers if settings.redis_url else 1)
 
 
-def _waitress(host: str, port: int) -> int:
+def _waitress(settings: Settings, host: str, port: int) -> int:
     import waitress
 
+    from cds_hooks import gunicorn_conf
     from cds_hooks.app import create_app
 
     log.info("serving on http://%s:%d (waitress)", host, port)
-    waitress.serve(create_app(), host=host, port=port, threads=int(os.environ.get("HOFHIR_WEB_THREADS") or 4))
+    waitress.serve(create_app(settings), host=host, port=port, threads=gunicorn_conf.threads)
     return 0
 
 
-def _gunicorn(host: str, port: int, workers: int | None) -> int:
+def _gunicorn(settings: Settings, host: str, port: int, workers: int | None) -> int:
     from gunicorn.app.base import BaseApplication
     from gunicorn.glogging import Logger
 
@@ -114,7 +98,7 @@ def _gunicorn(host: str, port: int, workers: int | None) -> int:
         def load(self) -> Any:
             from cds_hooks.app import create_app
 
-            return create_app()
+            return create_app(settings)
 
     Service().run()
     return 0

@@ -53,7 +53,20 @@ def read_json() -> Any:
     mimetype = (request.mimetype or "").lower()
     if mimetype not in JSON_TYPES:
         raise HttpError(415, f"Content-Type must be application/json (got {request.mimetype or 'none'})")
-    raw = request.get_data(cache=False)
+    # Read at most the limit ourselves: a chunked body has no Content-Length for werkzeug to refuse, and
+    # werkzeug would cut it at the limit (a 400 for malformed JSON instead of the 413 it deserves).
+    limit = state().settings.max_body_bytes
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:  # a chunked stream may hand over less than asked: read until its end
+        chunk = request.stream.read(min(1 << 16, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise HttpError(413, f"request body over {limit} bytes")
+    raw = b"".join(chunks)
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

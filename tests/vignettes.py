@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cds_hooks.cards import response_problems
+from tests.contract import response_problems
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 VIGNETTES = SHARED / "vignettes"

@@ -200,29 +200,35 @@ def _chart_findings(
     return [f for f in findings if f is not None]
 
 
-def _draft_orders(inputs: ClinicalInput, k: Knowledge) -> list[tuple[dict[str, Any], set[str]]]:
-    """Draft orders with the value sets they fall in; order-select looks at the new selections only."""
+def active_drafts(inputs: ClinicalInput) -> list[dict[str, Any]]:
+    """Every active draft of the order session, selected or not."""
+    return [order for order in inputs.draft_orders if order.get("status") not in INACTIVE_DRAFTS]
+
+
+def relevant_drafts(inputs: ClinicalInput) -> list[dict[str, Any]]:
+    """The draft orders the order rules look at: active ones; order-select looks at the new selections only."""
     selections = inputs.context.get("selections")
     selected = {s for s in selections if isinstance(s, str)} if isinstance(selections, list) else set()
-    out = []
-    for order in inputs.draft_orders:
-        if order.get("status") in INACTIVE_DRAFTS:
-            continue
-        ref = f"{order.get('resourceType')}/{order.get('id')}"
-        if inputs.hook == "order-select" and selected and ref not in selected:
-            continue
-        out.append((order, relevant_sets(order, k.terminology)))
-    return out
+    return [
+        order
+        for order in active_drafts(inputs)
+        if not (
+            inputs.hook == "order-select"
+            and selected
+            and f"{order.get('resourceType')}/{order.get('id')}" not in selected
+        )
+    ]
+
+
+def _draft_orders(inputs: ClinicalInput, k: Knowledge) -> list[tuple[dict[str, Any], set[str]]]:
+    """Draft orders with the value sets they fall in."""
+    return [(order, relevant_sets(order, k.terminology)) for order in relevant_drafts(inputs)]
 
 
 def _session_drafts(inputs: ClinicalInput, k: Knowledge) -> list[tuple[dict[str, Any], set[str]]]:
     """Every active draft of the order session, selected or not: what is drafted beside an order (an NSAID or
     an anticoagulant beside a THA) counts for ho-rules 1.1 §5/§5a even on order-select."""
-    return [
-        (order, relevant_sets(order, k.terminology))
-        for order in inputs.draft_orders
-        if order.get("status") not in INACTIVE_DRAFTS
-    ]
+    return [(order, relevant_sets(order, k.terminology)) for order in active_drafts(inputs)]
 
 
 def _order_findings(

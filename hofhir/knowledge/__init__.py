@@ -177,6 +177,11 @@ def _cached(folder: str) -> Knowledge:
     return load(folder or None)
 
 
+def knowledge_at(folder: str | None) -> Knowledge:
+    """The knowledge base in `folder` (Settings.knowledge, HOFHIR_KNOWLEDGE), else the packaged one; loaded once."""
+    return _cached(folder or "")
+
+
 def default_knowledge() -> Knowledge:
-    """The knowledge base the process uses: HOFHIR_KNOWLEDGE if set, else the packaged one (loaded once)."""
-    return _cached(os.environ.get("HOFHIR_KNOWLEDGE", ""))
+    """The packaged knowledge base (loaded once); the service and the worker use `knowledge_at(settings.knowledge)`."""
+    return knowledge_at(None)

@@ -1,45 +1,79 @@
 """The Celery app: Redis broker and result backend, settings chosen on purpose, heartbeat files, probes.
 
-Settings (environment): HOFHIR_REDIS_URL (broker and results), or HOFHIR_BROKER_URL and
-HOFHIR_RESULT_BACKEND separately; HOFHIR_WORKER_HEARTBEAT_DIR (default /tmp/hofhir);
-HOFHIR_TASK_TIME_LIMIT_S (default 120); HOFHIR_MAX_DELIVERIES (default 3);
-HOFHIR_SOFT_SHUTDOWN_S (default 25: below Kubernetes' 30 s grace).
+Configured from the one `Settings` (HOFHIR_REDIS_URL, or HOFHIR_BROKER_URL and HOFHIR_RESULT_BACKEND;
+HOFHIR_WORKER_HEARTBEAT_DIR, HOFHIR_TASK_TIME_LIMIT_S, HOFHIR_MAX_DELIVERIES, HOFHIR_SOFT_SHUTDOWN_S…), parsed
+once by the entrypoint that runs tasks (`hofhir worker`, or the web service in the embedded mode) and handed
+to :func:`configure`; the tasks read it from :func:`context`.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import sys
 import threading
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 from celery import Celery, bootsteps, signals
 
+from hofhir.adapters.settings import Settings
+from hofhir.adapters.store import RedisStore, Store
+from hofhir.knowledge import Knowledge, knowledge_at
+
 QUEUE = "hofhir"
 DEAD_LETTER_KEY = "dead-letter"
 
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, str(default)))
-    except ValueError:
-        return default
+@dataclass(frozen=True)
+class WorkerContext:
+    """What the tasks run with: the settings, the one store of this process (None: no Redis, no state
+    kept between tasks) and the knowledge base."""
+
+    settings: Settings
+    store: Store | None
+    knowledge: Knowledge
+
+
+_context: WorkerContext | None = None
+
+
+def context() -> WorkerContext:
+    if _context is None:
+        raise RuntimeError("tasks run only after configure(settings): `hofhir worker`, or the web service")
+    return _context
+
+
+def configure(settings: Settings, store: Store | None = None, knowledge: Knowledge | None = None) -> WorkerContext:
+    """Called once by the entrypoint that runs tasks, before any task runs (pool children inherit it)."""
+    global _context
+    if store is None and settings.broker and settings.broker.startswith("redis"):
+        store = RedisStore.from_url(settings.broker, timeout_s=2.0)
+    _context = WorkerContext(settings, store, knowledge or knowledge_at(settings.knowledge))
+    _configure_celery(celery_app, settings)
+    return _context
 
 
 def heartbeat_dir() -> Path:
-    return Path(os.environ.get("HOFHIR_WORKER_HEARTBEAT_DIR", "/tmp/hofhir"))  # noqa: S108 - an emptyDir in k8s
+    return Path(context().settings.worker_heartbeat_dir)
 
 
-def make_celery(redis_url: str | None = None) -> Celery:
-    """The Celery app; the web tier makes one per configured Redis, the worker uses `celery_app`."""
-    redis_url = redis_url or os.environ.get("HOFHIR_REDIS_URL") or None
-    broker = os.environ.get("HOFHIR_BROKER_URL") or redis_url
-    backend = os.environ.get("HOFHIR_RESULT_BACKEND") or redis_url
-    time_limit = _env_int("HOFHIR_TASK_TIME_LIMIT_S", 120)
-    app = Celery("hofhir", broker=broker, backend=backend, include=["hofhir.worker.tasks"])
+def make_celery(settings: Settings) -> Celery:
+    """A configured Celery app; the web tier makes one per configured Redis, the worker uses `celery_app`."""
+    app = Celery("hofhir", include=["hofhir.worker.tasks"])
+    _configure_celery(app, settings)
+    return app
+
+
+def _configure_celery(app: Celery, settings: Settings) -> None:
+    time_limit = settings.task_time_limit_s
     app.conf.update(
+        broker_url=settings.broker,
+        result_backend=settings.backend,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -72,13 +106,12 @@ def make_celery(redis_url: str | None = None) -> Celery:
         worker_send_task_events=False,
         # SIGTERM (remapped to SIGQUIT by `hofhir worker`) starts a soft shutdown: running tasks get this
         # long to finish, then the worker stops cold and the unfinished tasks go back to the queue.
-        worker_soft_shutdown_timeout=float(_env_int("HOFHIR_SOFT_SHUTDOWN_S", 25)),
+        worker_soft_shutdown_timeout=float(settings.soft_shutdown_s),
         worker_enable_soft_shutdown_on_idle=True,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,
     )
     app.steps["worker"].add(Heartbeat)
-    return app
 
 
 class Heartbeat(bootsteps.StartStopStep):
@@ -147,7 +180,7 @@ def _json_logging(loglevel: Any = None, **_: Any) -> None:
     """With a receiver here Celery sets up no logging of its own: every worker line is JSON instead."""
     from hofhir.adapters.jsonlog import configure_root
 
-    configure_root(loglevel or os.environ.get("HOFHIR_LOG_LEVEL", "INFO"))
+    configure_root(loglevel or "INFO")  # Celery passes --loglevel, i.e. HOFHIR_LOG_LEVEL
 
 
 @signals.worker_process_shutdown.connect
@@ -169,20 +202,27 @@ def quiet_phi_logging() -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
+@signals.worker_process_init.connect
+def _freeze_after_warm_up(**_: Any) -> None:
+    """A pool child starts from the warmed-up parent: move what it inherited out of the collector's way,
+    so full collections do not walk the knowledge base and model classes in the middle of a task."""
+    gc.collect()
+    gc.freeze()
+
+
 quiet_phi_logging()
-celery_app = make_celery()
+celery_app = Celery("hofhir", include=["hofhir.worker.tasks"])
 _lock = threading.Lock()
 
 
-def run_worker(extra: list[str]) -> int:
+def run_worker(settings: Settings, extra: list[str]) -> int:
     """`hofhir worker`: a Celery worker on the hofhir queue (needs HOFHIR_REDIS_URL)."""
-    if not celery_app.conf.broker_url:
-        import sys
-
+    if not settings.broker:
         sys.stderr.write(
             "hofhir worker: set HOFHIR_REDIS_URL (or HOFHIR_BROKER_URL); the embedded mode needs no worker\n"
         )
         return 2
+    configure(settings)
     # Kubernetes and most supervisors stop with SIGTERM; Celery's soft shutdown listens on SIGQUIT.
     os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
     # Only now (billiard reads REMAP_SIGTERM when imported): JSON logging from the first line (Celery warns
@@ -191,10 +231,9 @@ def run_worker(extra: list[str]) -> int:
 
     from hofhir.adapters.jsonlog import configure_root, say_json
 
-    configure_root(os.environ.get("HOFHIR_LOG_LEVEL", "INFO"))
+    configure_root(settings.log_level)
     celery.apps.worker.safe_say = say_json
-    metrics_port = os.environ.get("HOFHIR_WORKER_METRICS_PORT")
-    if metrics_port:
+    if settings.worker_metrics_port:
         # Task metrics are counted in the pool's child processes: collect them through files, served here.
         folder = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/hofhir-worker-metrics"))  # noqa: S108
         folder.mkdir(parents=True, exist_ok=True)
@@ -202,26 +241,38 @@ def run_worker(extra: list[str]) -> int:
             stale.unlink()
         from hofhir.adapters import metrics
 
-        metrics.start_metrics_server(int(metrics_port))
-    concurrency = os.environ.get("HOFHIR_WORKER_CONCURRENCY", "2")
+        metrics.start_metrics_server(settings.worker_metrics_port)
     argv = [
         "--quiet",  # no ASCII-art banner on stdout: the worker's output is JSON log lines only
         "worker",
         "-Q",
         QUEUE,
         "--loglevel",
-        os.environ.get("HOFHIR_LOG_LEVEL", "INFO"),
+        settings.log_level,
         "--concurrency",
-        concurrency,
+        str(settings.worker_concurrency),
         *extra,
     ]
+    _warm_up(context().knowledge)
     celery_app.worker_main(argv)
     return 0
 
 
-def probe(ready: bool = False, max_age: float = 60.0) -> int:
+def _warm_up(k: Knowledge) -> None:
+    """Load the evaluation's code and model classes once in the parent, then freeze what is there, so
+    pool children share it and the collector leaves it alone."""
+    from hofhir.clinical.evaluate import evaluate
+    from hofhir.fhir.read import from_resources
+
+    patient = {"resourceType": "Patient", "id": "warm-up", "gender": "male", "birthDate": "1980-01-01"}
+    evaluate(from_resources([patient], k.terminology, "patient-view", "warm-up"), datetime(2026, 2, 1, tzinfo=UTC), k)
+    gc.collect()
+    gc.freeze()
+
+
+def probe(settings: Settings, ready: bool = False, max_age: float = 60.0) -> int:
     """Exit code for a Kubernetes exec probe: 0 when the heartbeat is fresh (and the worker ready)."""
-    folder = heartbeat_dir()
+    folder = Path(settings.worker_heartbeat_dir)
     alive = folder / "alive"
     try:
         age = time.time() - alive.stat().st_mtime

@@ -13,41 +13,38 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from hofhir.adapters import metrics
 from hofhir.adapters.fhirclient import BearerToken, FhirClient, FhirError, FhirUnavailable
-from hofhir.adapters.store import RedisStore
+from hofhir.adapters.settings import Settings
+from hofhir.adapters.smart_auth import BackendServicesAuth
+from hofhir.adapters.store import StoreUnavailable
 from hofhir.clinical.evaluate import evaluate
 from hofhir.fhir.read import ClinicalInput
-from hofhir.knowledge import default_knowledge
-from hofhir.worker.app import DEAD_LETTER_KEY, _env_int, celery_app
+from hofhir.worker.app import DEAD_LETTER_KEY, celery_app, context
 
 log = logging.getLogger("hofhir.worker.tasks")
 
 
-def _store() -> RedisStore | None:
-    url = celery_app.conf.broker_url
-    return RedisStore.from_url(url) if isinstance(url, str) and url.startswith("redis") else None
-
-
 def dead_letter(task: str, task_id: str | None, reason: str, payload: dict[str, Any]) -> None:
     """Keep a task that failed for good where an operator can see it (Redis list hofhir:dead-letter)."""
-    store = _store()
+    store = context().store
     entry = {"task": task, "id": task_id, "reason": reason, "at": datetime.now(UTC).isoformat(), "payload": payload}
     if store is not None:
-        store.push(DEAD_LETTER_KEY, orjson.dumps(entry).decode())
+        try:
+            store.push(DEAD_LETTER_KEY, orjson.dumps(entry).decode())
+        except StoreUnavailable:
+            log.error("dead-letter list unavailable")
     log.error("dead-lettered %s %s: %s", task, task_id, reason[:300])
 
 
 def over_delivered(task: Task, payload: dict[str, Any]) -> bool:
     """True when this message has been delivered more than HOFHIR_MAX_DELIVERIES times (a poison task
     that keeps killing workers): it then goes to the dead-letter list instead of running again."""
-    store = _store()
+    ctx = context()
     task_id = task.request.id
-    if store is None or not task_id:
+    if ctx.store is None or not task_id:
         return False
     # A Celery retry is a new message with the same task id: count deliveries per attempt, not per id.
-    key = f"deliveries:{task_id}:{task.request.retries or 0}"
-    count = int(store.r.incr(store.prefix + key))
-    store.r.expire(store.prefix + key, 86_400)
-    if count > _env_int("HOFHIR_MAX_DELIVERIES", 3):
+    count = ctx.store.increment(f"deliveries:{task_id}:{task.request.retries or 0}", 86_400)
+    if count > ctx.settings.max_deliveries:
         dead_letter(task.name, task_id, f"delivered {count} times without finishing", payload)
         return True
     return False
@@ -59,7 +56,7 @@ def evaluate_task(self: Task, inputs: dict[str, Any], now: str) -> dict[str, Any
     if over_delivered(self, {"hook": inputs.get("hook")}):
         return None
     started = time.perf_counter()
-    evaluation = evaluate(ClinicalInput.from_dict(inputs), datetime.fromisoformat(now), default_knowledge())
+    evaluation = evaluate(ClinicalInput.from_dict(inputs), datetime.fromisoformat(now), context().knowledge)
     log.info(
         "evaluated",
         extra={
@@ -73,56 +70,54 @@ def evaluate_task(self: Task, inputs: dict[str, Any], now: str) -> dict[str, Any
     return evaluation.as_dict()
 
 
-def fhir_client() -> FhirClient:
-    import os
-
-    base = os.environ.get("HOFHIR_FHIR_BASE_URL")
+def fhir_client(settings: Settings) -> FhirClient:
+    base = settings.fhir_base_url
     if not base:
         raise RuntimeError("HOFHIR_FHIR_BASE_URL is not set: Subscription work needs the FHIR server to read and write")
-    token = os.environ.get("HOFHIR_FHIR_TOKEN")
-    auth = BearerToken(token) if token else _backend_services_auth()
-    return FhirClient(base, auth=auth, timeout=float(os.environ.get("HOFHIR_FHIR_TIMEOUT_S", "10")), retries=1)
+    auth = BearerToken(settings.fhir_token) if settings.fhir_token else _backend_services_auth(settings)
+    return FhirClient(base, auth=auth, timeout=settings.fhir_timeout_s, retries=1)
 
 
-def _backend_services_auth() -> Any:
-    import os
-
-    from hofhir.adapters.smart_auth import BackendServicesAuth
-
-    token_url = os.environ.get("HOFHIR_FHIR_TOKEN_URL")
-    key_file = os.environ.get("HOFHIR_FHIR_PRIVATE_KEY_FILE")
-    client_id = os.environ.get("HOFHIR_FHIR_CLIENT_ID")
-    if not (token_url and key_file and client_id):
+def _backend_services_auth(settings: Settings) -> BackendServicesAuth | None:
+    if not (settings.fhir_token_url and settings.fhir_private_key_file and settings.fhir_client_id):
         return None
-    with open(key_file) as handle:
+    with open(settings.fhir_private_key_file) as handle:
         pem = handle.read()
     return BackendServicesAuth(
-        token_url,
-        client_id,
+        settings.fhir_token_url,
+        settings.fhir_client_id,
         pem,
-        kid=os.environ.get("HOFHIR_FHIR_KEY_ID", "hofhir"),
-        alg=os.environ.get("HOFHIR_FHIR_KEY_ALG", "RS384"),  # type: ignore[arg-type]
-        scope=os.environ.get(
-            "HOFHIR_FHIR_SCOPE", "system/*.read system/RiskAssessment.write system/DetectedIssue.write"
-        ),
+        kid=settings.fhir_key_id,
+        alg=settings.fhir_key_alg,
+        scope=settings.fhir_scope,
     )
 
 
-@celery_app.task(name="hofhir.assess_patient", bind=True, max_retries=6)
+@celery_app.task(
+    name="hofhir.assess_patient",
+    bind=True,
+    max_retries=6,
+    # Celery's own backoff: 2, 4, 8 … s (capped at 300 s), each drawn at random below that (full jitter)
+    autoretry_for=(FhirUnavailable,),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+)
 def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any]) -> dict[str, Any] | None:
     """A Subscription event about a patient: read their data, evaluate, write the RiskAssessment back.
 
-    Retries with exponential backoff on 429/5xx/timeouts; any other 4xx is not retried and goes to the
-    dead-letter list with the OperationOutcome.
+    Retries with exponential backoff on 429/5xx/timeouts (a server's Retry-After wins when it gives
+    one); any other 4xx is not retried and goes to the dead-letter list with the OperationOutcome.
     """
     from hofhir.worker.writeback import read_patient, write_back
 
     if over_delivered(self, {"patient": patient_id, "event": event}):
         return None
     started = time.perf_counter()
-    k = default_knowledge()
+    ctx = context()
+    k = ctx.knowledge
     try:
-        with fhir_client() as client:
+        with fhir_client(ctx.settings) as client:
             if patient_id is None:
                 patient_id = _patient_of_focus(client, str(event.get("focus") or ""))
             inputs = read_patient(client, patient_id, k)
@@ -139,9 +134,10 @@ def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any
             )
             _count("failed")
             return None
-        countdown = exc.retry_after or min(300.0, 2.0 * 2**self.request.retries)
         _count("retried")
-        raise self.retry(exc=exc, countdown=countdown) from exc
+        if exc.retry_after:
+            raise self.retry(exc=exc, countdown=exc.retry_after) from exc
+        raise  # autoretry_for: Celery schedules the retry with its backoff
     except FhirError as exc:
         dead_letter(
             self.name,

@@ -28,6 +28,8 @@ from cds_hooks.auth import (
     build_verifier,
     replay_key,
 )
+from hofhir.adapters.store import RedisStore
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +81,8 @@ def test_recorded_jti_expires_with_its_ttl(client: redis.Redis[bytes], prefix: s
 
     assert store.first_use(ISS, "short", 1)
     assert not store.first_use(ISS, "short", 1)
-    time.sleep(1.2)
+    key = prefix + replay_key(ISS, "short")
+    assert wait_for(lambda: client.exists(key) == 0, 5), "Redis let the key expire"
     assert store.first_use(ISS, "short", 1)
 
 
@@ -136,7 +139,7 @@ def test_build_verifier_uses_the_redis_it_is_given(client: redis.Redis[bytes]) -
     jti = str(uuid.uuid4())
     key = "hofhir:auth:jti:" + replay_key(ISS, jti)
     try:
-        build_verifier(SETTINGS, client).verify(token(jti, time.time() + 60), AUD)
+        build_verifier(SETTINGS, RedisStore(client)).verify(token(jti, time.time() + 60), AUD)
         assert client.exists(key) == 1
     finally:
         client.delete(key)
@@ -149,3 +152,18 @@ def test_unreachable_redis_is_a_server_fault_not_a_401() -> None:
 
     with pytest.raises(ReplayStoreUnavailable):
         v.verify(token(str(uuid.uuid4()), time.time() + 60), AUD)
+
+
+def test_the_redis_store_counts_with_an_expiry_from_the_first_increment(
+    client: redis.Redis[bytes], prefix: str
+) -> None:
+    store = RedisStore(client, prefix)
+    assert [store.increment("deliveries:t", 60) for _ in range(3)] == [1, 2, 3]
+    assert 55 <= client.ttl(prefix + "deliveries:t") <= 60
+    assert store.set_if_absent("once", "1", 60) and not store.set_if_absent("once", "1", 60)
+    store.put_many({"a": "1", "b": "2"}, 60, timeout_s=2.0)
+    assert (store.get("a"), store.get("b"), store.get("missing")) == ("1", "2", None)
+    store.push("list", "x")
+    assert store.items("list") == ["x"] and store.length("list") == 1
+    store.incr("counts", "f", 2)
+    assert store.counts("counts") == {"f": 2}

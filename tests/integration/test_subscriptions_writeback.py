@@ -80,8 +80,7 @@ def worker(broker: RedisServer, engine: FhirTestServer) -> Iterator[Worker]:
 
 @pytest.fixture(scope="module")
 def client(broker: RedisServer) -> FlaskClient:
-    env = {"HOFHIR_REDIS_URL": broker.url, "HOFHIR_AUTH": "off"}
-    return create_app(Settings(redis_url=broker.url, auth=False), environ=env).test_client()
+    return create_app(Settings(redis_url=broker.url, auth=False)).test_client()
 
 
 def forget_events(broker: RedisServer) -> None:
@@ -160,16 +159,33 @@ def test_an_r4_rest_hook_put_of_a_resource_leaves_one_risk_assessment(
     assert len(assessments(engine)) == 1
 
 
-def test_the_same_notification_twice_is_one_task(client: FlaskClient, engine: FhirTestServer, worker: Worker) -> None:
+def drained(broker: RedisServer) -> bool:
+    """The broker holds no task: none queued, none delivered and waiting for its ack (a retry included)."""
+    client = redis.Redis.from_url(broker.url)
+    return client.llen("hofhir") == 0 and client.hlen("unacked") == 0
+
+
+def test_the_same_notification_twice_is_one_task(
+    client: FlaskClient, engine: FhirTestServer, worker: Worker, broker: RedisServer
+) -> None:
+    # The sample's patient is not on the engine: its task ends in the dead-letter list (a 404 is final),
+    # which counts the tasks that ran.
     sample = SUBS / "backport-ig" / "Bundle-r4-notification-full-resource.json"
-    first = deliver(client, sample)
+    dead = redis.Redis.from_url(broker.url)
+    dead_before = dead.llen("hofhir:dead-letter")
     before = writes(engine)
+    first = deliver(client, sample)
     second = deliver(client, sample)
     assert first["queued"] == 1
     assert second["queued"] == 0 and second["duplicates"] == 1
-    time.sleep(3)
+    # Wait until the first task has run and nothing is left to run: a duplicate task, had one been
+    # queued, would still be in the broker or would have dead-lettered a second time.
+    assert wait_for(lambda: dead.llen("hofhir:dead-letter") > dead_before and drained(broker)), worker.log.read_text()[
+        -2000:
+    ]
+    assert dead.llen("hofhir:dead-letter") == dead_before + 1, "the duplicate queued no work"
     assert len(assessments(engine)) == 1
-    assert writes(engine) == before, "the duplicate queued no work"
+    assert writes(engine) == before
 
 
 def test_two_notifications_for_one_patient_update_the_one_assessment(
@@ -229,10 +245,7 @@ def test_bad_bodies_are_400_with_an_operation_outcome(client: FlaskClient) -> No
 
 
 def test_the_shared_secret_is_checked_when_configured(broker: RedisServer) -> None:
-    env = {"HOFHIR_REDIS_URL": broker.url, "HOFHIR_AUTH": "off"}
-    secured = create_app(
-        Settings(redis_url=broker.url, auth=False, notification_secret="s3cret"), environ=env
-    ).test_client()
+    secured = create_app(Settings(redis_url=broker.url, auth=False, notification_secret="s3cret")).test_client()
     body = (SUBS / "backport-ig" / "Bundle-r4-notification-heartbeat.json").read_bytes()
     assert secured.post("/fhir/notifications", data=body, content_type="application/fhir+json").status_code == 401
     ok = secured.post(
@@ -255,8 +268,8 @@ def test_worker_logs_carry_no_patient_identifier(engine: FhirTestServer, worker:
 def test_embedded_mode_writes_back_without_redis_or_workers(
     engine: FhirTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HOFHIR_FHIR_BASE_URL", engine.base_url)
-    embedded = create_app(Settings(auth=False), environ={"HOFHIR_AUTH": "off"}).test_client()
+    monkeypatch.delenv("HOFHIR_FHIR_BASE_URL", raising=False)  # the settings are passed down, not re-read
+    embedded = create_app(Settings(auth=False, fhir_base_url=engine.base_url)).test_client()
     patient = engine.patient_ids[0]
     observation = patient_observation(patient, "obs-embedded", "1")
     before = writes(engine)

@@ -48,8 +48,7 @@ def worker(broker: RedisServer) -> Iterator[Worker]:
 
 
 def client_for(broker_url: str, deadline_ms: int = 3000) -> FlaskClient:
-    env = {"HOFHIR_REDIS_URL": broker_url, "HOFHIR_AUTH": "off"}
-    return create_app(Settings(redis_url=broker_url, auth=False, deadline_ms=deadline_ms), environ=env).test_client()
+    return create_app(Settings(redis_url=broker_url, auth=False, deadline_ms=deadline_ms)).test_client()
 
 
 def test_a_hook_call_is_evaluated_on_the_worker_and_cached(broker: RedisServer, worker: Worker) -> None:
@@ -150,7 +149,9 @@ def test_a_worker_killed_mid_task_is_finished_by_another_exactly_once(engine_wit
                 + second.log.read_text()[-1500:]
                 + str(engine.requests("RiskAssessment"))
             )
-            time.sleep(2)
+            # Nothing left to run: the queue is empty and no delivered message awaits its ack, so no
+            # second write can still come.
+            assert _wait_for(lambda: _drained(own.url), 30), second.log.read_text()[-1500:]
             assessments = _risk_assessments(engine, patient)
             writes = engine.requests("PUT /fhir/RiskAssessment")
         finally:
@@ -187,17 +188,15 @@ def test_soft_shutdown_requeues_the_running_task(engine_with_cary: FhirTestServe
 
 
 def _celery_for(url: str, make_celery: object) -> object:
-    import os
+    return make_celery(Settings.from_env({"HOFHIR_REDIS_URL": url}))  # type: ignore[operator]
 
-    old = os.environ.get("HOFHIR_REDIS_URL")
-    os.environ["HOFHIR_REDIS_URL"] = url
-    try:
-        return make_celery()  # type: ignore[operator]
-    finally:
-        if old is None:
-            os.environ.pop("HOFHIR_REDIS_URL", None)
-        else:
-            os.environ["HOFHIR_REDIS_URL"] = old
+
+def _drained(url: str) -> bool:
+    """The broker holds no task: none queued, none delivered and waiting for its ack (a retry included)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    return client.llen("hofhir") == 0 and client.hlen("unacked") == 0
 
 
 def test_a_task_the_fhir_server_refuses_goes_to_the_dead_letter_list_with_the_outcome(
@@ -217,7 +216,7 @@ def test_a_task_the_fhir_server_refuses_goes_to_the_dead_letter_list_with_the_ou
             celery.send_task("hofhir.assess_patient", args=["no-such-patient", {"focus": "Patient/no-such-patient"}])
             client = redis.Redis.from_url(own.url)
             assert _wait_for(lambda: client.llen("hofhir:dead-letter") == 1, 20), worker.log.read_text()[-2000:]
-            time.sleep(1)
+            assert _wait_for(lambda: _drained(own.url), 20), "no retry is pending"
             entries = [json.loads(e) for e in client.lrange("hofhir:dead-letter", 0, -1)]
         finally:
             worker.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import uuid
@@ -14,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from flask.testing import FlaskClient
 
 from cds_hooks.app import create_app
-from cds_hooks.cards import response_problems
 from cds_hooks.settings import Settings
+from tests.contract import response_problems
 from tests.dates import to_today
 from tests.vignettes import load, shared_dir
 
@@ -33,12 +34,12 @@ def secured(key: ec.EllipticCurvePrivateKey) -> FlaskClient:
     public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
     public |= {"kid": "k1", "alg": "ES384", "use": "sig"}
     env = {"HOFHIR_AUTH": "on", "HOFHIR_AUTH_ISSUERS": json.dumps({ISSUER: {"jwks": {"keys": [public]}}})}
-    return create_app(Settings(auth=True), environ=env).test_client()
+    return create_app(Settings.from_env(env)).test_client()
 
 
 @pytest.fixture(scope="module")
 def open_client() -> FlaskClient:
-    return create_app(Settings(auth=False), environ={"HOFHIR_AUTH": "off"}).test_client()
+    return create_app(Settings(auth=False)).test_client()
 
 
 def token(key: ec.EllipticCurvePrivateKey, aud: str, **claims: Any) -> str:
@@ -61,6 +62,16 @@ def test_every_endpoint_of_the_spec_needs_the_jwt(secured: FlaskClient, key: ec.
         "/cds-services", headers={"Authorization": f"Bearer {token(key, 'http://localhost/cds-services')}"}
     )
     assert ok.status_code == 200
+
+
+def test_unknown_service_ids_answer_401_without_a_token_so_they_cannot_be_enumerated(
+    secured: FlaskClient, key: ec.EllipticCurvePrivateKey
+) -> None:
+    for path in ("/cds-services/nope", "/cds-services/nope/feedback"):
+        assert secured.post(path, json={}).status_code == 401
+        signed = token(key, f"http://localhost{path}")
+        known_to_be_missing = secured.post(path, json={}, headers={"Authorization": f"Bearer {signed}"})
+        assert known_to_be_missing.status_code == 404  # only an authenticated caller learns an id is unknown
 
 
 def test_a_401_says_nothing_about_why(secured: FlaskClient, key: ec.EllipticCurvePrivateKey) -> None:
@@ -144,12 +155,49 @@ def test_bad_requests_get_an_operation_outcome(
 
 
 def test_unknown_service_is_404_and_oversize_is_413() -> None:
-    client = create_app(Settings(auth=False, max_body_bytes=1000), environ={"HOFHIR_AUTH": "off"}).test_client()
+    client = create_app(Settings(auth=False, max_body_bytes=1000)).test_client()
     assert client.post("/cds-services/nope", json={}).status_code == 404
     big = client.post(
         "/cds-services/hofhir-patient-view", data=b"{" + b" " * 5000 + b"}", content_type="application/json"
     )
     assert big.status_code == 413 and big.json["resourceType"] == "OperationOutcome"
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_a_malformed_400() -> None:
+    client = create_app(Settings(auth=False, max_body_bytes=1000)).test_client()
+    body = b"{" + b" " * 5000 + b"}"
+    response = client.post(
+        "/cds-services/hofhir-patient-view",
+        input_stream=io.BytesIO(body),
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        environ_overrides={"wsgi.input_terminated": True},  # what gunicorn and the dev server set for chunked
+    )
+    assert response.status_code == 413 and "1000 bytes" in response.json["issue"][0]["diagnostics"]
+
+
+class Trickle(io.BytesIO):
+    """A chunked body as a server hands it over: a few bytes per read."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        return super().read(7 if size is None or size < 0 else min(size, 7))
+
+
+def test_a_chunked_body_read_in_pieces_is_read_whole(open_client: FlaskClient) -> None:
+    body = json.dumps(vignette("s01")).encode()
+    response = open_client.post(
+        "/cds-services/hofhir-patient-view",
+        input_stream=Trickle(body),
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 200, response.json
+    assert response.json["cards"]
+
+
+def test_a_405_names_the_allowed_methods(open_client: FlaskClient) -> None:
+    response = open_client.get("/cds-services/hofhir-patient-view")
+    assert response.status_code == 405
+    assert "POST" in response.headers["Allow"] and response.json["resourceType"] == "OperationOutcome"
 
 
 def test_missing_prefetch_without_fhir_server_is_412(open_client: FlaskClient) -> None:
@@ -214,6 +262,28 @@ def test_feedback_is_counted_per_topic_and_override_reason(open_client: FlaskCli
     assert 'hofhir_feedback_total{outcome="overridden",reason="early_wedge",topic="ho-surgical-readiness"}' in metrics
 
 
+def test_feedback_labels_are_only_the_offered_override_reasons(open_client: FlaskClient) -> None:
+    """Made-up reason codes count as `other`: a client cannot grow /metrics or the counts without bound."""
+    made_up: list[object] = [f"made-up-{i}" for i in range(50)] + [{"not": "a string"}]
+    feedback = {
+        "feedback": [
+            {
+                "card": f"card-{i}",
+                "outcome": "overridden",
+                "outcomeTimestamp": "2026-11-21T20:00:00Z",
+                "overrideReason": {"reason": {"code": code, "system": "http://example.org"}},
+            }
+            for i, code in enumerate(made_up)
+        ]
+    }
+    assert open_client.post("/cds-services/hofhir-order-sign/feedback", json=feedback).status_code == 200
+    metrics = open_client.get("/metrics").data.decode()
+    assert "made-up" not in metrics
+    assert 'reason="other",topic="unknown-card"' in metrics
+    counts = open_client.get("/feedback").json["topics"]["unknown-card"]
+    assert set(counts["overrideReasons"]) <= {"other", "none"} and counts["overrideReasons"]["other"] >= 51
+
+
 def test_bad_feedback_is_400(open_client: FlaskClient) -> None:
     bad = {"feedback": [{"card": "c", "outcome": "maybe", "outcomeTimestamp": "2026-01-01T00:00:00Z"}]}
     response = open_client.post("/cds-services/hofhir-patient-view/feedback", json=bad)
@@ -233,7 +303,7 @@ def test_spec_feedback_examples_are_accepted(open_client: FlaskClient) -> None:
 def test_openapi_documents_every_route(open_client: FlaskClient) -> None:
     doc = open_client.get("/openapi.json").json
     assert doc["openapi"].startswith("3.")
-    app = create_app(Settings(auth=False), environ={"HOFHIR_AUTH": "off"})
+    app = create_app(Settings(auth=False))
     routes = {
         r.rule.replace("<service_id>", "{id}").replace("<resource_type>", "{type}").replace("<resource_id>", "{id}")
         for r in app.url_map.iter_rules()

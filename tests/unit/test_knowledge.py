@@ -95,6 +95,7 @@ def test_unverified_and_empty_codes_are_not_used() -> None:
 
 def test_terminology_file_is_the_shared_one() -> None:
     shared = ROOT.parent / "shared" / "clinical" / "ho-terminology.json"
+    assert shared.exists(), f"{shared} missing: the tests need ../shared beside the repository"
     if shared.exists():
         assert (ROOT / "hofhir" / "knowledge" / "ho-terminology.json").read_bytes() == shared.read_bytes()
     assert shutil.which("python3") is not None

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cds_hooks.cards import card_problems, render_response, response_problems
+from cds_hooks.cards import render_response
 from cds_hooks.cli import main as cli_main
 from hofhir.clinical.evaluate import HOOK_TOPICS, SUPPORTED_HOOKS, Evaluation, evaluate
 from hofhir.fhir.models import CLINICAL_TYPES
@@ -31,6 +31,7 @@ from hofhir.fhir.read import InputError, bundle_resources, from_hook_request, fr
 from hofhir.knowledge import Knowledge, default_knowledge
 from hofhir.knowledge.terminology import ICD10CM
 from tests import builders as b
+from tests.contract import card_problems, response_problems
 
 KB: Knowledge = default_knowledge()
 NOW = b.NOW
@@ -390,7 +391,9 @@ def _sample_files() -> list[Path]:
         hl7 / "Patient-example.json",
         SAMPLES / "synthea-r4-bundles" / "Ned_Hintz_e4b9259d-0f54-48d1-a35d-b526729a4dfe.json",
     ]
-    return [p for p in picks if p.exists()] + sorted(VIGNETTES.glob("*.request.json"))
+    missing = [str(p) for p in picks if not p.exists()]
+    assert not missing, f"sample data missing (the tests need ../shared): {missing}"
+    return picks + sorted(VIGNETTES.glob("*.request.json"))
 
 
 SAMPLE_FILES = _sample_files()

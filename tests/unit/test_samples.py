@@ -16,13 +16,14 @@ from typing import Any
 import orjson
 import pytest
 
-from cds_hooks.cards import render_response, response_problems
+from cds_hooks.cards import render_response
 from cds_hooks.cli import main as cli_main
 from hofhir.adapters import files
 from hofhir.clinical.evaluate import Evaluation, evaluate
 from hofhir.fhir import read
 from hofhir.knowledge import default_knowledge
 from tests.builders import request
+from tests.contract import response_problems
 
 SAMPLES = Path("/work/shared/fhir-samples")
 SYNTHEA_DIR = SAMPLES / "synthea-r4-bundles"

@@ -1,0 +1,95 @@
+"""One hook call, from a checked request to the response body: the use case behind `POST /cds-services/{id}`.
+
+deadline -> prefetch (fetched from fhirServer when absent) -> inputs -> evaluator (inline or a worker) ->
+cards -> card index (for feedback) -> metrics. No HTTP here: the blueprint authenticates, reads the body
+and turns the answer into a response; this module knows nothing of Flask.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cds_hooks.cards import render_response
+from cds_hooks.prefetch import DeadlineMissed, resolve_prefetch
+from cds_hooks.services import CdsService
+from cds_hooks.validation import check_request
+from hofhir.adapters import metrics
+from hofhir.adapters.store import StoreUnavailable
+from hofhir.fhir.read import from_hook_request
+
+if TYPE_CHECKING:
+    from cds_hooks.web import ServiceState
+
+
+@dataclass
+class HookAnswer:
+    body: dict[str, Any]  # the CDS Hooks response body, {"cards": [...]}
+    path: str  # inline, worker, cache, worker-fallback-inline, or deadline-missed-<stage>
+    log: dict[str, Any] = field(default_factory=dict)  # fields for the request's log line (never PHI)
+
+    @property
+    def evaluated(self) -> bool:
+        return not self.path.startswith("deadline-missed")
+
+
+def card_key(service_id: str, card_uuid: str) -> str:
+    return f"card:{service_id}:{card_uuid}"
+
+
+def run_hook_call(
+    s: ServiceState, service: CdsService, request_body: Any, base_url: str, started: float | None = None
+) -> HookAnswer:
+    """Answer one hook call within the service's deadline (counted from `started`, a perf_counter time).
+
+    Raises HttpError for a request that breaks the CDS Hooks contract (the blueprint answers 4xx).
+    """
+    started = time.perf_counter() if started is None else started
+    deadline = time.monotonic() + s.settings.deadline_ms / 1000 - (time.perf_counter() - started)
+    body = check_request(request_body, service.hook)
+    log: dict[str, Any] = {"hook_instance": body["hookInstance"]}
+    now = s.clock()
+    try:
+        prefetch = resolve_prefetch(body, s.knowledge, deadline, attempt_timeout_s=s.settings.fetch_timeout_ms / 1000)
+    except DeadlineMissed:
+        return _missed(service, started, "prefetch", log)
+    fetched = time.perf_counter()
+    inputs = from_hook_request(body, s.knowledge.terminology, prefetch)
+    log["resources"] = {"seen": inputs.seen, "used": len(inputs.resources), "rejected": len(inputs.rejected)}
+    outcome = s.evaluator.run(inputs, now, max(0.0, deadline - time.monotonic()))
+    log["path"] = outcome.path
+    log["timings"] = {
+        "prefetchMs": round((fetched - started) * 1000, 2),
+        "evaluateMs": round((time.perf_counter() - fetched) * 1000, 2),
+    }
+    if outcome.evaluation is None:
+        return _missed(service, started, "evaluation", log)
+    response = render_response(outcome.evaluation.guidance, base_url)
+    cards: list[dict[str, Any]] = response["cards"]
+    if not _remember_cards(s, service.id, cards, deadline):
+        log["card_index_lost"] = True
+    for card in cards:
+        metrics.CARDS.labels(topic=card["source"]["topic"]["code"], indicator=card["indicator"]).inc()
+    log["cards"] = len(cards)
+    metrics.HOOK_LATENCY.labels(hook=service.hook).observe(time.perf_counter() - started)
+    return HookAnswer(response, outcome.path, log)
+
+
+def _missed(service: CdsService, started: float, stage: str, log: dict[str, Any]) -> HookAnswer:
+    """Past the deadline: no cards (the EHR must not wait), and the miss is counted."""
+    metrics.DEADLINE_MISSES.labels(service=service.id).inc()
+    metrics.HOOK_LATENCY.labels(hook=service.hook).observe(time.perf_counter() - started)
+    path = f"deadline-missed-{stage}"
+    return HookAnswer({"cards": []}, path, log | {"cards": 0, "path": path})
+
+
+def _remember_cards(s: ServiceState, service_id: str, cards: list[dict[str, Any]], deadline: float) -> bool:
+    """Card uuid -> topic, so feedback (which names only the uuid) can be counted per topic. One round trip,
+    waited for only until the deadline: a slow or hung store loses the index entries, never the answer."""
+    entries = {card_key(service_id, card["uuid"]): card["source"]["topic"]["code"] for card in cards}
+    try:
+        s.store.put_many(entries, s.settings.card_index_ttl_s, timeout_s=max(0.0, deadline - time.monotonic()))
+    except StoreUnavailable:
+        return False
+    return True

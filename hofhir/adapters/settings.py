@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     fetch_timeout_ms: int = Field(250, ge=1)  # one FHIR fetch attempt when prefetch is absent
     deadline_fallback: Literal["inline", "empty"] = "inline"  # past the worker wait: inline evaluation or no cards
     run_ahead_ttl_s: int = Field(120, ge=0)
+    # Redis mode: fewer relevant resources + draft orders than this are evaluated inline (cds_hooks/dispatch.py)
+    worker_min_resources: int = Field(5000, ge=0)
+    dispatch_threads: int = Field(16, ge=1)  # per web process: hook calls waiting on Redis/a worker at once
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1)
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ("*",)
     card_index_ttl_s: int = Field(7 * 24 * 3600, ge=1)  # how long feedback can still name a card's uuid

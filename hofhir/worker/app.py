@@ -3,11 +3,13 @@
 Configured from the one `Settings` (HOFHIR_REDIS_URL, or HOFHIR_BROKER_URL and HOFHIR_RESULT_BACKEND;
 HOFHIR_WORKER_HEARTBEAT_DIR, HOFHIR_TASK_TIME_LIMIT_S, HOFHIR_MAX_DELIVERIES, HOFHIR_SOFT_SHUTDOWN_S…), parsed
 once by the entrypoint that runs tasks (`hofhir worker`, or the web service in the embedded mode) and handed
-to :func:`configure`; the tasks read it from :func:`context`.
+to :func:`configure`; the tasks read it from :func:`context`. HOFHIR_SHUTDOWN_GRACE_S (default 5): how much
+longer than the soft shutdown a stopping worker may take to close its connections before it exits anyway.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -99,6 +101,11 @@ def _configure_celery(app: Celery, settings: Settings) -> None:
             "socket_connect_timeout": 2,
         },
         result_backend_transport_options={"socket_timeout": 2, "socket_connect_timeout": 2},
+        # The Redis result backend's client takes its timeouts from these, not from the transport options
+        # above: Celery's default is a 120 s read timeout, so a result write to a hung Redis held a
+        # worker (and a web call's result wait) for as long as Redis was stopped.
+        redis_socket_timeout=5.0,
+        redis_socket_connect_timeout=2.0,
         result_expires=600,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
@@ -146,6 +153,7 @@ def _ready(**_: Any) -> None:
     folder = heartbeat_dir()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ready").write_text(str(time.time()))
+    _arm_stop_signals()
 
 
 _task_started: dict[str, float] = {}
@@ -181,6 +189,75 @@ def _json_logging(loglevel: Any = None, **_: Any) -> None:
     from hofhir.adapters.jsonlog import configure_root
 
     configure_root(loglevel or "INFO")  # Celery passes --loglevel, i.e. HOFHIR_LOG_LEVEL
+
+
+_shutdown_watchdog: list[threading.Thread] = []
+
+
+def _seconds(name: str, default: float) -> float:
+    """A duration from the environment, read when the worker stops (a bad value: the default, as a stop
+    must never fail)."""
+    try:
+        return max(0.0, float(os.environ.get(name, "") or default))
+    except ValueError:
+        return default
+
+
+def _exit_in_time() -> None:
+    """A bounded stop: Celery's own shutdown closes the broker connections politely, and with the broker
+    hung (SIGSTOP, a partition) or gone each close, restore and reconnect waits on sockets and retries;
+    a worker was still alive 85 s after SIGTERM. From the first stop signal the worker gets the soft
+    shutdown time plus HOFHIR_SHUTDOWN_GRACE_S; then its pool children are killed and it exits (code 1).
+    Nothing is lost: tasks are acknowledged late, so an unfinished one is delivered again (at once when
+    the broker answers the soft shutdown's requeue, else after the visibility timeout)."""
+    if _shutdown_watchdog:
+        return
+    limit = _seconds("HOFHIR_SOFT_SHUTDOWN_S", 25.0) + _seconds("HOFHIR_SHUTDOWN_GRACE_S", 5.0)
+
+    def expire() -> None:
+        time.sleep(limit)
+        import logging
+        import signal
+
+        from billiard.process import active_children  # type: ignore[import-untyped]
+
+        logging.getLogger("hofhir.worker").error("shutdown took over %.0f s (broker unreachable?): exiting", limit)
+        for child in active_children():
+            if child.pid:
+                with contextlib.suppress(OSError):
+                    os.kill(child.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):  # the probes must not see a worker that is gone as alive
+            for name in ("ready", "alive"):
+                (heartbeat_dir() / name).unlink(missing_ok=True)
+        os._exit(1)
+
+    watchdog = threading.Thread(target=expire, name="hofhir-shutdown-watchdog", daemon=True)
+    _shutdown_watchdog.append(watchdog)
+    watchdog.start()
+
+
+@signals.worker_shutting_down.connect
+def _on_shutting_down(**_: Any) -> None:
+    _exit_in_time()
+
+
+def _arm_stop_signals() -> None:
+    """Start the shutdown watchdog on the stop signal itself: Celery announces `worker_shutting_down` only
+    when the soft shutdown is over, and its handlers may be replaced while it stops."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+            _exit_in_time()
+            previous(signum, frame)
+
+        signal.signal(sig, handler)
 
 
 @signals.worker_process_shutdown.connect

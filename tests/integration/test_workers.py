@@ -21,6 +21,12 @@ from tests.vignettes import check, load, shared_dir
 CARY = next((shared_dir() / "fhir-samples" / "synthea-r4-bundles").glob("Cary_OHara_*.json"))
 
 
+@pytest.fixture(autouse=True)
+def every_call_to_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the worker path: send even vignette-sized requests to it."""
+    monkeypatch.setenv("HOFHIR_WORKER_MIN_RESOURCES", "0")
+
+
 @pytest.fixture(scope="module")
 def broker() -> Iterator[RedisServer]:
     with redis_server() as server:
@@ -65,6 +71,21 @@ def test_a_hook_call_is_evaluated_on_the_worker_and_cached(broker: RedisServer, 
     )
     assert again.headers["X-Hofhir-Evaluated-By"] == "cache", "encounter-start after patient-view reuses the evaluation"
     assert [c["summary"] for c in again.json["cards"]] == [c["summary"] for c in first.json["cards"]]
+
+
+def test_redis_mode_evaluates_cheap_requests_inline_and_heavy_ones_on_a_worker(
+    broker: RedisServer, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request, expect = load("s03")
+    body = to_today(request, expect["now"])
+    monkeypatch.delenv("HOFHIR_WORKER_MIN_RESOURCES")
+    cheap = client_for(broker.url).post("/cds-services/hofhir-patient-view", json=body)
+    assert cheap.headers["X-Hofhir-Evaluated-By"] == "inline", "a vignette is far below the default threshold"
+    assert check(cheap.json, expect) == []
+    monkeypatch.setenv("HOFHIR_WORKER_MIN_RESOURCES", "3")
+    heavy = client_for(broker.url).post("/cds-services/hofhir-patient-view", json=body)
+    assert heavy.headers["X-Hofhir-Evaluated-By"] == "worker", "at the threshold the request goes to a worker"
+    assert check(heavy.json, expect) == [], "the same answer whichever path ran"
 
 
 def test_order_sign_after_order_select_reuses_the_work_and_different_inputs_do_not(

@@ -24,7 +24,9 @@ def test_every_worker_log_line_is_json_and_the_task_line_has_ids_counts_and_time
         )
         try:
             worker.wait_ready()
-            client = create_app(Settings(redis_url=broker.url, auth=False, deadline_ms=5000)).test_client()
+            # Every request to a worker (by default small ones are evaluated inline, see cds_hooks/dispatch.py).
+            settings = Settings(redis_url=broker.url, auth=False, deadline_ms=5000, worker_min_resources=0)
+            client = create_app(settings).test_client()
             request, expect = load("s02")
             answer = client.post("/cds-services/hofhir-patient-view", json=to_today(request, expect["now"]))
             assert answer.status_code == 200

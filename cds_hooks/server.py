@@ -16,6 +16,7 @@ from cds_hooks.logs import JsonFormatter
 from cds_hooks.settings import Settings
 
 EXIT_SETTINGS = 2
+MIN_THREADS = 32  # per process, for `hofhir serve` (HOFHIR_WEB_THREADS may raise it)
 NO_ISSUER = (
     "hofhir: JWT authentication is on and no issuer is configured: set HOFHIR_AUTH=off for local use, "
     "or HOFHIR_AUTH_ISSUERS to trust your EHR's issuer"
@@ -47,6 +48,10 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
     if settings.auth and not settings.auth_issuers:
         sys.stderr.write(NO_ISSUER + "\n")
         return EXIT_SETTINGS
+    if hasattr(os, "fork"):
+        # First: it points prometheus_client at the per-process metric files before anything imports it,
+        # so /metrics adds up every gunicorn worker's counts.
+        from cds_hooks import gunicorn_conf  # noqa: F401
     try:  # every other setting is checked by building the app once, before any worker starts
         from cds_hooks.app import create_app
 
@@ -67,7 +72,7 @@ def _waitress(settings: Settings, host: str, port: int) -> int:
     from cds_hooks.app import create_app
 
     log.info("serving on http://%s:%d (waitress)", host, port)
-    waitress.serve(create_app(settings), host=host, port=port, threads=gunicorn_conf.threads)
+    waitress.serve(create_app(settings), host=host, port=port, threads=max(gunicorn_conf.threads, MIN_THREADS))
     return 0
 
 
@@ -92,6 +97,9 @@ def _gunicorn(settings: Settings, host: str, port: int, workers: int | None) -> 
                     self.cfg.set(key, getattr(gunicorn_conf, key))
             self.cfg.set("bind", [f"{host}:{port}"])
             self.cfg.set("workers", workers or gunicorn_conf.workers)
+            # As many calls in flight as the Werkzeug server it replaces allowed in practice: a hook call mostly
+            # waits (on a worker, a hung broker until its deadline, a FHIR server), so threads are cheap here.
+            self.cfg.set("threads", max(gunicorn_conf.threads, MIN_THREADS))
             self.cfg.set("accesslog", None)  # the app logs one JSON line per request; no second line
             self.cfg.set("logger_class", JsonLogger)
 

@@ -13,8 +13,9 @@ only when all of these hold, and otherwise raise :class:`AuthError`; the HTTP la
   without them the header is only a hint and is ignored, so keys always come from configuration);
 - the key's type and curve fit ``alg``; the signature verifies;
 - ``aud`` is (or contains) exactly the URL that was called;
-- ``exp`` is not past and ``iat`` is not in the future (with a small leeway), and ``exp - iat`` is at
-  most the configured lifetime;
+- ``exp``, ``iat`` and ``nbf`` (if present) are finite whole numbers (NaN, Infinity, strings, booleans
+  and fractions are refused); ``exp`` is not past and ``iat``/``nbf`` are not in the future (with a small
+  leeway), and ``exp - iat`` is at most the configured lifetime;
 - ``jti`` is present and has not been seen from that issuer before (remembered until ``exp``).
 
 Settings come from the service's Settings (see :func:`auth_settings`).
@@ -80,6 +81,9 @@ class IssuerConfig:
     jwks: Mapping[str, Any] | None = None
     jwks_url: str | None = None
     jku_allowlist: tuple[str, ...] = ()
+    # The fhirServer base URLs this issuer's calls may name (CDS Hooks security: a fhirServer belongs to
+    # its issuer). None: no list (then private/loopback servers are refused, public ones allowed).
+    fhir_servers: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.jwks is not None and self.jwks_url is not None:
@@ -152,7 +156,9 @@ def auth_settings(settings: Settings) -> AuthSettings:
 
     - ``HOFHIR_AUTH``: ``on`` (default) or ``off`` (no JWT check; local use only).
     - ``HOFHIR_AUTH_ISSUERS``: JSON, or ``@/path/to/file.json``:
-      ``{"<iss>": {"jwks": {"keys": [...]}} | {"jwks_url": "https://..."}, "jku": ["https://..."]}``.
+      ``{"<iss>": {"jwks": {"keys": [...]}} | {"jwks_url": "https://..."}, "jku": ["https://..."],
+      "fhir_servers": ["https://ehr.example/fhir"]}``; with ``fhir_servers`` that issuer's calls may
+      only name a ``fhirServer`` on the list.
     - ``HOFHIR_AUTH_ALGORITHMS``: comma list from ES384, RS384, ES256, RS256 (default ``ES384,RS384``).
     - ``HOFHIR_AUTH_LEEWAY_SECONDS``: clock leeway, 0-300 (default 30).
     - ``HOFHIR_AUTH_MAX_TOKEN_LIFETIME_SECONDS``: largest accepted ``exp - iat`` (default 3600).
@@ -179,8 +185,17 @@ def _issuers(raw: Mapping[str, Any]) -> dict[str, IssuerConfig]:
     source = "HOFHIR_AUTH_ISSUERS"
     issuers = {}
     for iss, entry in raw.items():
-        if not isinstance(entry, dict) or set(entry) - {"jwks", "jwks_url", "jku"}:
-            raise ValueError(f"{source}: issuer {iss!r} must be an object with 'jwks', 'jwks_url' and/or 'jku'")
+        if not isinstance(entry, dict) or set(entry) - {"jwks", "jwks_url", "jku", "fhir_servers"}:
+            raise ValueError(
+                f"{source}: issuer {iss!r} must be an object with 'jwks', 'jwks_url' and/or 'jku'"
+                " (and optionally 'fhir_servers')"
+            )
+        servers = entry.get("fhir_servers")
+        if servers is not None and (
+            not isinstance(servers, list)
+            or not all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in servers)
+        ):
+            raise ValueError(f"{source}: issuer {iss!r}: 'fhir_servers' must be a list of http(s) base URLs")
         jku = entry.get("jku", [])
         if not isinstance(jku, list) or not all(isinstance(u, str) for u in jku):
             raise ValueError(f"{source}: issuer {iss!r}: 'jku' must be a list of URLs")
@@ -188,7 +203,12 @@ def _issuers(raw: Mapping[str, Any]) -> dict[str, IssuerConfig]:
         if jwks_url is not None and not isinstance(jwks_url, str):
             raise ValueError(f"{source}: issuer {iss!r}: 'jwks_url' must be a URL")
         try:
-            issuers[iss] = IssuerConfig(jwks=entry.get("jwks"), jwks_url=jwks_url, jku_allowlist=tuple(jku))
+            issuers[iss] = IssuerConfig(
+                jwks=entry.get("jwks"),
+                jwks_url=jwks_url,
+                jku_allowlist=tuple(jku),
+                fhir_servers=tuple(servers) if servers is not None else None,
+            )
         except ValueError as exc:
             raise ValueError(f"{source}: issuer {iss!r}: {exc}") from None
     return issuers
@@ -437,8 +457,10 @@ class Verifier:
     def _check_times(self, claims: Mapping[str, Any], now: float) -> float:
         leeway = self.settings.leeway_seconds
         exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf", 0)
-        if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in (exp, iat, nbf)):
-            raise AuthError("exp, iat and nbf must be numbers")
+        # NumericDate claims as finite whole numbers: NaN compares false with everything, so a NaN
+        # would skip the expiry, lifetime and nbf checks; Infinity would make the replay TTL infinite.
+        if not all(_whole_seconds(t) for t in (exp, iat, nbf)):
+            raise AuthError("exp, iat and nbf must be finite whole numbers of seconds")
         if exp <= now - leeway:
             raise AuthError("token expired")
         if iat > now + leeway or nbf > now + leeway:
@@ -465,6 +487,14 @@ def build_verifier(settings: AuthSettings, replay: OnceStore | None = None) -> V
         logger.warning("JWT authentication is OFF (HOFHIR_AUTH=off): any caller is accepted. Local use only.")
     store = StoreReplayStore(replay if replay is not None else MemoryStore())
     return Verifier(settings, JwksCache(allow_http_localhost=settings.allow_http_localhost), store)
+
+
+def _whole_seconds(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) < 2**53
+    return isinstance(value, float) and math.isfinite(value) and value.is_integer()
 
 
 def _show(value: object) -> str:

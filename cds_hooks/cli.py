@@ -118,7 +118,8 @@ def print_text(evaluation: Evaluation, out: TextIO, colour: bool, quiet_reason: 
         tint = COLOURS.get(g.indicator.value, "") if colour else ""
         level = f" [{g.risk_level}]" if g.risk_level else ""
         out.write(f"\n{tint}{bold}{g.indicator.value.upper():8}{reset} {bold}{g.summary}{reset}\n")
-        out.write(f"{dim}         {g.topic.value}{level} · rules {', '.join(g.rules)}{reset}\n")
+        rules = f" · rules {', '.join(g.rules)}" if g.rules else ""  # data-unreadable cites none
+        out.write(f"{dim}         {g.topic.value}{level}{rules}{reset}\n")
         why = markdown_sections(g.detail).get("Why", [])
         if why:
             out.write("         Why:\n")
@@ -145,6 +146,11 @@ def print_text(evaluation: Evaluation, out: TextIO, colour: bool, quiet_reason: 
         out.write(f"\n{len(rejected)} resource(s) left out as invalid FHIR:\n")
         for r in rejected[:10]:
             out.write(f"  - {r['resource']}: {r['reason']}\n")
+    dropped = evaluation.trace.get("dropped") or []
+    if dropped:
+        out.write(f"\n{len(dropped)} invalid element(s) left out of resources that were used:\n")
+        for d in dropped[:10]:
+            out.write(f"  - {d['resource']} {d['path']}: {d['reason']}\n")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

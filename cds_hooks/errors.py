@@ -21,6 +21,26 @@ ISSUE_CODES = {
 }
 
 
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    bool: "true or false",
+    int: "a number",
+    float: "a number",
+}
+
+
+def describe(value: Any) -> str:
+    """A client's value in plain words for an OperationOutcome (never a Python repr)."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        shown = value if len(value) <= 60 else value[:59] + "…"
+        return f'"{shown}"' if shown.strip() else "an empty string"
+    return _JSON_TYPES.get(type(value), "a JSON value")
+
+
 class HttpError(Exception):
     def __init__(self, status: int, message: str, expression: str | None = None) -> None:
         super().__init__(message)

@@ -8,11 +8,12 @@ and turns the answer into a response; this module knows nothing of Flask.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cds_hooks.cards import render_response
-from cds_hooks.prefetch import DeadlineMissed, resolve_prefetch
+from cds_hooks.prefetch import DeadlineMissed, fhir_server_policy, resolve_prefetch
 from cds_hooks.services import CdsService
 from cds_hooks.validation import check_request
 from hofhir.adapters import metrics
@@ -39,11 +40,19 @@ def card_key(service_id: str, card_uuid: str) -> str:
 
 
 def run_hook_call(
-    s: ServiceState, service: CdsService, request_body: Any, base_url: str, started: float | None = None
+    s: ServiceState,
+    service: CdsService,
+    request_body: Any,
+    base_url: str,
+    started: float | None = None,
+    *,
+    claims: Mapping[str, Any] | None = None,
 ) -> HookAnswer:
     """Answer one hook call within the service's deadline (counted from `started`, a perf_counter time).
 
-    Raises HttpError for a request that breaks the CDS Hooks contract (the blueprint answers 4xx).
+    `claims` are the caller's verified JWT claims ({} or None with authentication off): their issuer decides
+    which fhirServer may be fetched from. Raises HttpError for a request that breaks the CDS Hooks contract
+    or its limits (the blueprint answers 4xx).
     """
     started = time.perf_counter() if started is None else started
     deadline = time.monotonic() + s.settings.deadline_ms / 1000 - (time.perf_counter() - started)
@@ -51,12 +60,24 @@ def run_hook_call(
     log: dict[str, Any] = {"hook_instance": body["hookInstance"]}
     now = s.clock()
     try:
-        prefetch = resolve_prefetch(body, s.knowledge, deadline, attempt_timeout_s=s.settings.fetch_timeout_ms / 1000)
+        prefetch = resolve_prefetch(
+            body,
+            s.knowledge,
+            deadline,
+            attempt_timeout_s=s.settings.fetch_timeout_ms / 1000,
+            servers=fhir_server_policy(s.verifier.settings.issuers, claims or {}, s.settings.fhir_servers),
+            max_entries=s.settings.max_prefetch_entries,
+        )
     except DeadlineMissed:
         return _missed(service, started, "prefetch", log)
     fetched = time.perf_counter()
     inputs = from_hook_request(body, s.knowledge.terminology, prefetch)
-    log["resources"] = {"seen": inputs.seen, "used": len(inputs.resources), "rejected": len(inputs.rejected)}
+    log["resources"] = {
+        "seen": inputs.seen,
+        "used": len(inputs.resources),
+        "rejected": len(inputs.rejected),
+        "dropped": len(inputs.dropped),  # elements left out of resources that were still used
+    }
     outcome = s.evaluator.run(inputs, now, max(0.0, deadline - time.monotonic()))
     log["path"] = outcome.path
     log["timings"] = {

@@ -31,13 +31,13 @@ def _base_url() -> str:
 def call_service(service_id: str) -> Response:
     s = state()
     # Authenticate first: without a valid token every service id answers 401, so ids cannot be enumerated.
-    authenticate()
+    claims = authenticate()
     service = s.services.get(service_id)
     if service is None:
         raise HttpError(404, f"no CDS service {service_id!r}; GET /cds-services lists them")
     g.service_id = service_id
     started = time.perf_counter()
-    answer = run_hook_call(s, service, read_json(), _base_url(), started)
+    answer = run_hook_call(s, service, read_json(), _base_url(), started, claims=claims)
     for name, value in answer.log.items():
         setattr(g, name, value)
     response = json_response(answer.body)

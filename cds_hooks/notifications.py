@@ -3,6 +3,11 @@
 Answers 2xx at once (handshakes and heartbeats too, recorded), drops duplicate events (subscription +
 event number, kept in Redis or memory), and queues one task per new event: the worker reads the
 patient's data from the FHIR server, evaluates and writes the result back.
+
+Limits: a notification may hold at most `HOFHIR_MAX_NOTIFICATION_ENTRIES` Bundle entries (413 past it);
+a bodiless `PUT /fhir/notifications/{type}/{id}` (R4 rest-hook without payload, which carries no event
+number) counts once per resource and subscription within `HOFHIR_NOTIFICATION_DEDUP_S` seconds. Without
+`HOFHIR_NOTIFICATION_SECRET` the webhook is open: the service warns at start.
 """
 
 from __future__ import annotations
@@ -14,13 +19,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flask import Blueprint, Response, g, request
+from flask.blueprints import BlueprintSetupState
 
 from cds_hooks.errors import HttpError
-from cds_hooks.web import json_response, state
+from cds_hooks.web import json_response, read_body, state
 from hofhir.adapters import metrics
 from hofhir.adapters.notifications import (
     SUBSCRIPTION_HINT_HEADER,
+    Notification,
     NotificationError,
+    NotificationEvent,
+    NotificationTooLarge,
     dedup_key,
     parse_notification,
     relative_reference,
@@ -32,6 +41,16 @@ SECRET_HEADER = "X-Hofhir-Notification-Secret"  # noqa: S105 - a header name, no
 DEDUP_TTL_S = 7 * 24 * 3600
 _embedded_pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+
+
+@blueprint.record_once
+def _warn_if_open(setup: BlueprintSetupState) -> None:
+    hofhir = setup.app.extensions.get("hofhir")
+    if hofhir is not None and not hofhir.settings.notification_secret:
+        log.warning(
+            "the FHIR notification webhook is OPEN: anyone who can reach /fhir/notifications can queue work; "
+            "set HOFHIR_NOTIFICATION_SECRET and send it in the Subscription's channel.header"
+        )
 
 
 def _check_secret() -> None:
@@ -73,9 +92,14 @@ def _receive(path: str) -> Response:
             method=request.method,
             path=path,
             content_type=request.content_type,
-            body=request.get_data(cache=False),
+            body=read_body(),
             subscription_hint=request.headers.get(SUBSCRIPTION_HINT_HEADER),
+            max_entries=state().settings.max_notification_entries,
         )
+    except NotificationTooLarge as exc:
+        raise HttpError(
+            413, f"{exc} (HOFHIR_MAX_NOTIFICATION_ENTRIES={state().settings.max_notification_entries})"
+        ) from exc
     except NotificationError as exc:
         raise HttpError(400, str(exc)) from exc
     s = state()
@@ -83,8 +107,10 @@ def _receive(path: str) -> Response:
     s.store.incr("notifications:kinds", notification.kind)
     queued = duplicates = unresolved = 0
     for event in notification.events:
-        key = dedup_key(notification, event)
-        if key is not None and not s.store.set_if_absent(f"notification:{key}", "1", DEDUP_TTL_S):
+        key, ttl = dedup_key(notification, event), DEDUP_TTL_S
+        if key is None:
+            key, ttl = _bodiless_key(notification, event), 2 * max(1, s.settings.notification_dedup_s)
+        if key is not None and not s.store.set_if_absent(f"notification:{key}", "1", ttl):
             duplicates += 1
             metrics.NOTIFICATIONS.labels(kind="duplicate").inc()
             continue
@@ -107,6 +133,15 @@ def _receive(path: str) -> Response:
         "unresolved": unresolved,
     }
     return json_response(body, 202 if queued else 200)
+
+
+def _bodiless_key(notification: Notification, event: NotificationEvent) -> str | None:
+    """A bodiless PUT names its resource but no event: one per resource and subscription per time bucket."""
+    if notification.form != "r4-rest-hook" or event.resources or not event.focus:
+        return None
+    s = state()
+    bucket = int(s.clock().timestamp()) // max(1, s.settings.notification_dedup_s)
+    return f"bodiless|{notification.subscription or ''}|{event.focus}|{bucket}"
 
 
 @blueprint.post("/fhir/notifications")

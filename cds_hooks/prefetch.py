@@ -5,14 +5,28 @@
 - key absent, or present with an OperationOutcome (a failed prefetch): fetched from `fhirServer` with
   `fhirAuthorization`, under the call's deadline; without a fhirServer, or when the server fails,
   the required data cannot be had and the service answers 412.
+
+Which fhirServer we fetch from (SSRF): an issuer with a `fhir_servers` list may only name a server on it;
+otherwise a server on `HOFHIR_FHIR_SERVERS` is trusted, and any other is fetched only when its host
+resolves to public addresses (loopback, private, link-local, reserved and multicast are refused). A refused
+server answers 412, like an unreachable one: the data cannot be had from it, and a client that sends the
+prefetch itself is still served (an EHR inside a hospital network often names a private fhirServer it never
+expects us to call). The address is checked when the call is made; the fetch resolves the name again (a
+DNS answer that changes in between is not caught here).
+
+Size: the prefetch (and draft orders) may hold at most `max_entries` resources in all (413 past it).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from cds_hooks.errors import HttpError
 from cds_hooks.services import PREFETCH_KEYS, prefetch_templates
@@ -31,10 +45,126 @@ class PrefetchUnavailable(HttpError):
         super().__init__(412, message)
 
 
+def _base(url: str) -> str:
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme.lower()}://{(parts.netloc or '').lower()}{parts.path.rstrip('/')}"
+
+
+@dataclass(frozen=True)
+class FhirServerPolicy:
+    """Which fhirServer this call may make us fetch from.
+
+    `issuer_servers`: the caller's issuer's `fhir_servers` (None when it has no list);
+    `trusted`: HOFHIR_FHIR_SERVERS, servers any caller without an issuer list may name, private or not.
+    """
+
+    issuer_servers: tuple[str, ...] | None = None
+    trusted: tuple[str, ...] = ()
+    resolve: Any = socket.getaddrinfo
+
+    def check(self, server: str) -> None:
+        base = _base(server)
+        if self.issuer_servers is not None:
+            if base not in {_base(u) for u in self.issuer_servers}:
+                raise PrefetchUnavailable(
+                    "the fhirServer is not one this caller's issuer may name; send the prefetch in the request"
+                )
+            return
+        if base in {_base(u) for u in self.trusted}:
+            return
+        host = urlsplit(server).hostname
+        if not host:
+            raise PrefetchUnavailable("the fhirServer URL has no host")
+        for address in self._addresses(host):
+            if not all(a.is_global and not a.is_multicast for a in _embedded(address)):
+                raise PrefetchUnavailable(
+                    "the fhirServer is on a loopback, private or link-local address that is not allowlisted "
+                    "(HOFHIR_FHIR_SERVERS); send the prefetch in the request"
+                )
+
+    def _addresses(self, host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+        try:
+            return [ipaddress.ip_address(host.strip("[]"))]
+        except ValueError:
+            pass
+        try:
+            infos = self.resolve(host, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            raise PrefetchUnavailable("the fhirServer host name does not resolve") from exc
+        out: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+        for info in infos:
+            try:
+                out.append(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))
+            except (ValueError, IndexError, TypeError):
+                continue
+        if not out:
+            raise PrefetchUnavailable("the fhirServer host name does not resolve")
+        return out
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The address and any IPv4 address it carries (mapped, 6to4, Teredo, NAT64): all must be public."""
+    out: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [address]
+    if isinstance(address, ipaddress.IPv6Address):
+        out += [a for a in (address.ipv4_mapped, address.sixtofour) if a is not None]
+        out += list(address.teredo or ())
+        if address in _NAT64:
+            out.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return out
+
+
+def fhir_server_policy(
+    issuers: Mapping[str, Any], claims: Mapping[str, Any], trusted: Iterable[str] = ()
+) -> FhirServerPolicy:
+    """The policy for a call authenticated with `claims` (empty when authentication is off)."""
+    iss = claims.get("iss")
+    config = issuers.get(iss) if isinstance(iss, str) else None
+    servers = getattr(config, "fhir_servers", None)
+    return FhirServerPolicy(issuer_servers=servers, trusted=tuple(trusted))
+
+
+class TooManyEntries(HttpError):
+    def __init__(self, count: int, cap: int) -> None:
+        super().__init__(
+            413,
+            f"the request holds more than {cap} prefetch and draft-order resources (counted {count}); "
+            f"the limit is HOFHIR_MAX_PREFETCH_ENTRIES={cap}",
+            "prefetch",
+        )
+
+
+def count_entries(values: Iterable[Any]) -> int:
+    """Resources in prefetch values and draft orders: a Bundle counts its entries, a resource counts one."""
+    total = 0
+    for value in values:
+        if not isinstance(value, dict):
+            continue
+        entries = value.get("entry")
+        total += len(entries) if value.get("resourceType") == "Bundle" and isinstance(entries, list) else 1
+    return total
+
+
+def check_entries(request: dict[str, Any], prefetch: dict[str, Any], cap: int | None) -> None:
+    if cap is None:
+        return
+    context = request.get("context")
+    drafts = context.get("draftOrders") if isinstance(context, dict) else None
+    count = count_entries([*prefetch.values(), drafts])
+    if count > cap:
+        raise TooManyEntries(count, cap)
+
+
 def fill_template(template: str, request: dict[str, Any]) -> str:
     """Replace prefetch tokens ({{context.patientId}}, {{userPractitionerId}} …) with the request's values."""
-    context = request.get("context") or {}
-    user = str(context.get("userId") or "")
+    context = request.get("context")
+    context = context if isinstance(context, dict) else {}
+    user = context.get("userId")
+    user = user if isinstance(user, str) else ""
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -76,11 +206,20 @@ def fetch(client: FhirClient, query: str, deadline: float) -> Any:
 
 
 def resolve_prefetch(
-    request: dict[str, Any], k: Knowledge, deadline: float | None = None, attempt_timeout_s: float = 2.0
+    request: dict[str, Any],
+    k: Knowledge,
+    deadline: float | None = None,
+    attempt_timeout_s: float = 2.0,
+    *,
+    servers: FhirServerPolicy | None = None,
+    max_entries: int | None = None,
 ) -> dict[str, Any]:
-    """The complete prefetch for a request; raises PrefetchUnavailable (412) when data cannot be had."""
+    """The complete prefetch for a request; raises PrefetchUnavailable (412) when data cannot be had and
+    TooManyEntries (413) past `max_entries`. `servers` decides which fhirServer may be fetched from
+    (None: any, for the local CLI)."""
     given = request.get("prefetch") or {}
     prefetch = dict(given) if isinstance(given, dict) else {}
+    check_entries(request, prefetch, max_entries)
     wanted = missing_keys(prefetch)
     if not wanted:
         return prefetch
@@ -89,6 +228,8 @@ def resolve_prefetch(
         raise PrefetchUnavailable(
             f"required prefetch missing or failed ({', '.join(wanted)}) and the request names no fhirServer"
         )
+    if servers is not None:
+        servers.check(server)
     auth = request.get("fhirAuthorization")
     token = auth.get("access_token") if isinstance(auth, dict) else None
     deadline = deadline if deadline is not None else time.monotonic() + 5.0
@@ -106,4 +247,5 @@ def resolve_prefetch(
                 raise DeadlineMissed(key) from exc
             except (FhirError, ValueError) as exc:  # ValueError: an id in the context that is not a FHIR id
                 raise PrefetchUnavailable(f"could not fetch prefetch '{key}' from the fhirServer: {exc}") from exc
+    check_entries(request, prefetch, max_entries)
     return prefetch

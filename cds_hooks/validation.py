@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cds_hooks.errors import HttpError
+from cds_hooks.errors import HttpError, describe
 
 # hook -> (required context fields, optional context fields)
 HOOK_CONTEXT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -25,13 +25,15 @@ def check_request(body: Any, hook: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad("the request body must be a JSON object")
     if body.get("hook") != hook:
-        raise bad(f"'hook' must be {hook!r} for this service (got {body.get('hook')!r})", "hook")
+        got = "it is missing" if "hook" not in body else f"got {describe(body.get('hook'))}"
+        raise bad(f"'hook' must be \"{hook}\" for this service ({got})", "hook")
     instance = body.get("hookInstance")
     if not isinstance(instance, str) or not instance.strip():
         raise bad("'hookInstance' (a UUID string) is required", "hookInstance")
     context = body.get("context")
     if not isinstance(context, dict):
-        raise bad("'context' must be an object", "context")
+        got = "it is missing" if "context" not in body else f"got {describe(context)}"
+        raise bad(f"'context' must be an object ({got})", "context")
     required, _ = HOOK_CONTEXT[hook]
     for name in required:
         if name not in context or context[name] in (None, ""):
@@ -61,6 +63,12 @@ def check_request(body: Any, hook: str) -> dict[str, Any]:
         for name in ("access_token", "token_type", "expires_in", "scope", "subject"):
             if name not in auth:
                 raise bad(f"fhirAuthorization.{name} is required", f"fhirAuthorization.{name}")
+            wanted = (int, float) if name == "expires_in" else (str,)
+            if not isinstance(auth[name], wanted) or isinstance(auth[name], bool):
+                kind = "a number" if name == "expires_in" else "a string"
+                raise bad(
+                    f"fhirAuthorization.{name} must be {kind} (got {describe(auth[name])})", f"fhirAuthorization.{name}"
+                )
         if str(auth.get("token_type")).lower() != "bearer":
             raise bad("fhirAuthorization.token_type must be 'Bearer'", "fhirAuthorization.token_type")
     prefetch = body.get("prefetch")

@@ -48,11 +48,8 @@ def outcome_response(status: int, message: str, expression: str | None = None) -
     return json_response(operation_outcome(status, message, expression), status, "application/fhir+json")
 
 
-def read_json() -> Any:
-    """The request body as JSON: 415 for another content type, 400 for malformed JSON."""
-    mimetype = (request.mimetype or "").lower()
-    if mimetype not in JSON_TYPES:
-        raise HttpError(415, f"Content-Type must be application/json (got {request.mimetype or 'none'})")
+def read_body() -> bytes:
+    """The request body, or HttpError(413) past HOFHIR_MAX_BODY_BYTES (chunked bodies too)."""
     # Read at most the limit ourselves: a chunked body has no Content-Length for werkzeug to refuse, and
     # werkzeug would cut it at the limit (a 400 for malformed JSON instead of the 413 it deserves).
     limit = state().settings.max_body_bytes
@@ -66,7 +63,15 @@ def read_json() -> Any:
         size += len(chunk)
     if size > limit:
         raise HttpError(413, f"request body over {limit} bytes")
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def read_json() -> Any:
+    """The request body as JSON: 415 for another content type, 400 for malformed JSON."""
+    mimetype = (request.mimetype or "").lower()
+    if mimetype not in JSON_TYPES:
+        raise HttpError(415, f"Content-Type must be application/json (got {request.mimetype or 'none'})")
+    raw = read_body()
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -19,6 +19,7 @@ FIXED_INDICATORS = {
     Topic.HO_SURVEILLANCE.value: "info",
     Topic.HO_REHABILITATION.value: "info",
     Topic.HO_EDUCATION.value: "info",
+    Topic.DATA_UNREADABLE.value: "info",
     Topic.HO_SUSPECTED.value: "warning",
     Topic.DVT_DIFFERENTIAL.value: "warning",
 }
@@ -98,7 +99,9 @@ def _explanation(card: dict[str, Any], topic_code: str | None) -> list[str]:
     if not isinstance(explanation, dict):
         return ["extension org.hofhir.explanation missing"]
     p = []
-    if not isinstance(explanation.get("rules"), list) or not explanation["rules"]:
+    rules = explanation.get("rules")
+    # data-unreadable is about the data, not the patient: it cites no evidence.
+    if not isinstance(rules, list) or (not rules and topic_code != "data-unreadable"):
         p.append("explanation.rules empty")
     if not isinstance(explanation.get("populations"), list):
         p.append("explanation.populations missing")

@@ -85,6 +85,9 @@ _REFERENCE: Final = re.compile(rf"(?:.*/)?({_RESOURCE_TYPE})/({_FHIR_ID})(?:/_hi
 _NOTIFICATION_PATH: Final = re.compile(rf"/({_RESOURCE_TYPE})/({_FHIR_ID})/?")
 _PATIENT_ELEMENTS: Final = ("subject", "patient")
 _MAX_MESSAGE: Final = 300
+# FHIR resources nest a few levels (extensions within extensions a few more); orjson re-serialises at most
+# 254 levels (the de-duplication key hashes payload content), pydantic recurses per level. Deeper is refused.
+MAX_DEPTH: Final = 100
 # Resources that reach the webhook by mistake, never as what a rest-hook Subscription matched.
 _NOT_A_PAYLOAD: Final[Mapping[str, str]] = {
     "Parameters": "it must be the first entry of a history Bundle (Backport IG R4)",
@@ -101,6 +104,10 @@ _JSON_TYPES: Final[Mapping[type, str]] = {
     bool: "boolean",
     type(None): "null",
 }
+
+
+class NotificationTooLarge(ValueError):
+    """More Bundle entries than the webhook accepts in one notification (the web layer answers 413)."""
 
 
 class NotificationError(ValueError):
@@ -157,16 +164,18 @@ def parse_notification(
     content_type: str | None,
     body: bytes,
     subscription_hint: str | None = None,
+    max_entries: int | None = None,
 ) -> Notification:
     """Read one webhook request. `path` is what follows `/fhir/notifications` ("" or "/Observation/1").
 
     `subscription_hint` (a Subscription id or reference) names the Subscription of an R4 rest-hook,
     which does not carry it; topic-based forms name their own and ignore the hint.
-    Raises NotificationError when the request is not a notification.
+    Raises NotificationError when the request is not a notification, NotificationTooLarge when its
+    Bundle (with a Bundle carried in a message Bundle) holds more than `max_entries` entries.
     """
     method = method.upper()
     if method not in ("POST", "PUT"):
-        raise NotificationError(f"notifications arrive by POST or PUT, not {method[:16]!r}")
+        raise NotificationError(f"notifications arrive by POST or PUT, not {_describe(method[:16])}")
     target = _notification_target(path)
     if method == "PUT" and target is None:
         raise NotificationError("a PUT notification needs the resource in the path: /fhir/notifications/{type}/{id}")
@@ -175,6 +184,12 @@ def parse_notification(
         return _rest_hook_without_payload(subscription, target)
     _require_json(content_type)
     resource = _json_resource(body)
+    if max_entries is not None:
+        count = entry_count(resource)
+        if count > max_entries:
+            raise NotificationTooLarge(
+                f"the notification holds {count} Bundle entries; at most {max_entries} are accepted in one"
+            )
     if target is not None:
         return _rest_hook_update(subscription, target, resource)
     bundle_type = _string(resource.get("type")) if resource["resourceType"] == "Bundle" else None
@@ -227,7 +242,7 @@ def _notification_target(path: str) -> tuple[str, str] | None:
         return None
     match = _NOTIFICATION_PATH.fullmatch(path)
     if match is None:
-        raise NotificationError(f"notification path {path[:80]!r} is not /{{type}}/{{id}}")
+        raise NotificationError(f"notification path {_describe(path[:80])} is not /{{type}}/{{id}}")
     return match[1], match[2]
 
 
@@ -239,7 +254,9 @@ def _subscription_from_hint(hint: str | None) -> str | None:
         return f"Subscription/{hint}"
     reference = relative_reference(hint)
     if reference is None or not reference.startswith("Subscription/"):
-        raise NotificationError(f"subscription hint {hint[:80]!r} is neither a Subscription id nor a reference")
+        raise NotificationError(
+            f"subscription hint {_describe(hint[:80])} is neither a Subscription id nor a reference"
+        )
     return hint
 
 
@@ -258,7 +275,7 @@ def _rest_hook_update(subscription: str | None, target: tuple[str, str], resourc
         )
     if resource.get("id", resource_id) != resource_id:
         raise NotificationError(
-            f"the path names {resource_type}/{resource_id} but the body has id {resource.get('id')!r}"
+            f"the path names {resource_type}/{resource_id} but the body has id {_describe(resource.get('id'))}"
         )
     return _rest_hook_resource(subscription, resource, f"{resource_type}/{resource_id}")
 
@@ -296,7 +313,9 @@ def _rest_hook_event(resource: Resource, focus: str | None, index: Mapping[str, 
 
 def _require_r4_resource_type(resource: Resource) -> None:
     if not _is_r4_resource_type(resource["resourceType"]):
-        raise NotificationError(f"unknown resourceType {resource['resourceType'][:64]!r} in an R4 rest-hook payload")
+        raise NotificationError(
+            f"unknown resourceType {_describe(resource['resourceType'][:64])} in an R4 rest-hook payload"
+        )
 
 
 @lru_cache(maxsize=256)
@@ -364,7 +383,7 @@ def _message_focus(bundle: Resource) -> Resource:
 def _subscription_status(resource: Mapping[str, Any], form: TopicBasedForm) -> Notification:
     expected = "Parameters" if form == "backport-r4" else "SubscriptionStatus"
     if resource.get("resourceType") != expected:
-        raise NotificationError(f"a {form} status must be a {expected}, not {str(resource.get('resourceType'))[:64]!r}")
+        raise NotificationError(f"a {form} status must be a {expected}, not {_describe(resource.get('resourceType'))}")
     if form == "backport-r4":
         _validate(resource, R4BParameters, expected)
         return _backport_parameters_status(resource)
@@ -444,7 +463,7 @@ def _notification_type(code: object) -> NotificationKind:
     kind = NOTIFICATION_TYPES.get(code)
     if kind is None:
         raise NotificationError(
-            f"unknown notification type {code[:40]!r}; expected one of {', '.join(NOTIFICATION_TYPES)}"
+            f"unknown notification type {_describe(code[:40])}; expected one of {', '.join(NOTIFICATION_TYPES)}"
         )
     return kind
 
@@ -534,7 +553,10 @@ def _resource_version(resource: Resource) -> list[str | None]:
     meta = _object(resource.get("meta"))
     version_id, last_updated = _string(meta.get("versionId")), _string(meta.get("lastUpdated"))
     if version_id is None and last_updated is None:
-        content = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+        try:
+            content = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+        except (orjson.JSONEncodeError, TypeError) as exc:  # not reached through parse_notification (depth-checked)
+            raise NotificationError("a payload resource cannot be read (nested too deeply)") from exc
         return [_own_reference(resource), "sha256:" + hashlib.sha256(content).hexdigest()]
     return [_own_reference(resource), version_id, last_updated]
 
@@ -545,7 +567,7 @@ def _resource_version(resource: Resource) -> list[str | None]:
 def _require_json(content_type: str | None) -> None:
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type and media_type not in _JSON_MEDIA_TYPES and not media_type.endswith("+json"):
-        raise NotificationError(f"only JSON notifications are read, not {media_type[:80]!r}")
+        raise NotificationError(f"only JSON notifications are read, not {_describe(media_type[:80])}")
 
 
 def _json_resource(body: bytes) -> Resource:
@@ -555,7 +577,36 @@ def _json_resource(body: bytes) -> Resource:
         raise NotificationError(f"the body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise NotificationError(f"the body is a JSON {_JSON_TYPES.get(type(document), 'value')}, not a FHIR resource")
+    if nested_deeper_than(document, MAX_DEPTH):
+        raise NotificationError(f"the body nests JSON deeper than {MAX_DEPTH} levels; no FHIR notification does")
     return _resource(document, "the body")
+
+
+def entry_count(resource: Mapping[str, Any]) -> int:
+    """Entries of a Bundle, plus those of the Bundles it carries (a message Bundle's notification)."""
+    if resource.get("resourceType") != "Bundle":
+        return 0
+    entries = _list(resource.get("entry"))
+    inner = sum(
+        len(_list(_object(e.get("resource")).get("entry")))
+        for e in entries
+        if isinstance(e, dict) and _object(e.get("resource")).get("resourceType") == "Bundle"
+    )
+    return len(entries) + inner
+
+
+def nested_deeper_than(value: object, limit: int) -> bool:
+    """True when JSON `value` nests objects/arrays more than `limit` levels deep (no recursion)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values() if isinstance(child, dict | list))
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node if isinstance(child, dict | list))
+    return False
 
 
 def _resource(value: object, where: str) -> Resource:
@@ -614,6 +665,13 @@ def _first_problem(exc: ValueError, name: str) -> str:
 
 
 # -- reading elements (every value may be of the wrong JSON type) ---------------------------------
+
+
+def _describe(value: object) -> str:
+    """A client's value in a message: a string quoted and shortened, any other JSON value by its type."""
+    if isinstance(value, str):
+        return "'" + (value if len(value) <= 64 else value[:63] + "…") + "'"
+    return "of JSON type " + _JSON_TYPES.get(type(value), "object")
 
 
 def _object(value: object) -> dict[str, Any]:

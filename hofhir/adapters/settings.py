@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ("*",)
     card_index_ttl_s: int = Field(7 * 24 * 3600, ge=1)  # how long feedback can still name a card's uuid
     notification_secret: str | None = None
+    # --- limits and the fhirServer allowlist (issue 10)
+    max_prefetch_entries: int = Field(10_000, ge=1)  # prefetch + draft-order resources per hook call (413 past it)
+    # fhirServer base URLs hofhir may fetch from for callers whose issuer has no `fhir_servers` list
+    fhir_servers: Annotated[tuple[str, ...], NoDecode] = ()
+    max_notification_entries: int = Field(100, ge=1)  # Bundle entries per notification (413 past it)
+    notification_dedup_s: int = Field(60, ge=1)  # bodiless PUT notifications of one resource count once per bucket
 
     # --- the FHIR server Subscription work reads from and writes to
     fhir_base_url: str | None = None
@@ -154,6 +160,11 @@ class Settings(BaseSettings):
     def _origins(cls, value: object) -> object:
         listed = _comma_list(value)
         return listed or ("*",)
+
+    @field_validator("fhir_servers", mode="before")
+    @classmethod
+    def _servers(cls, value: object) -> object:
+        return _comma_list(value)
 
     @field_validator("log_level", mode="before")
     @classmethod

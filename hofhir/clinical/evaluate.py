@@ -13,6 +13,7 @@ from hofhir.clinical.facts import PatientFacts, build_facts
 from hofhir.clinical.guidance import Guidance, combine
 from hofhir.clinical.model import Finding, Topic
 from hofhir.clinical.rules import diagnosis, pictures, prophylaxis, rehab, relevance, risk, surgery
+from hofhir.clinical.unreadable import unreadable_finding
 from hofhir.fhir.dates import ensure_aware
 from hofhir.fhir.read import ClinicalInput, InputError, relevant_sets
 from hofhir.knowledge import Knowledge, default_knowledge
@@ -51,6 +52,8 @@ HOOK_TOPICS: dict[str, frozenset[Topic]] = {
     },
     "encounter-discharge": frozenset({Topic.HO_RISK, Topic.HO_EDUCATION}),
 }
+# ho-rules-v1 §1 (1.1): a record the rules need that cannot be read is said on any hook.
+EVERY_HOOK_TOPICS = frozenset({Topic.DATA_UNREADABLE})
 INACTIVE_DRAFTS = frozenset({"cancelled", "entered-in-error", "revoked", "stopped", "completed"})
 
 
@@ -109,6 +112,11 @@ def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None =
             if f.topic in relevance.CHART_CARD_TOPICS
         ]
         findings = [f for f in findings if f.topic not in relevance.CHART_CARD_TOPICS]
+    # ho-rules-v1 §1 (1.1), any hook, inside the relevance window or not (the unread record may be the one
+    # that places the patient in it): a record the rules need that could not be read is never silent.
+    unreadable = unreadable_finding(inputs, k)
+    if unreadable is not None:
+        findings.append(unreadable)
     # Guidance is for the living: a deceased patient's chart gets no HO cards (the trace says why).
     if facts.deceased:
         findings = []
@@ -123,6 +131,7 @@ def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None =
         "resourcesUsed": len(inputs.resources),
         "draftOrders": len(inputs.draft_orders),
         "rejected": [r.as_dict() for r in inputs.rejected],
+        "dropped": inputs.dropped,
         "ignored": facts.ignored,
         "populations": {
             p.population.value: {

@@ -33,6 +33,7 @@ class Topic(StrEnum):
     HO_REHABILITATION = "ho-rehabilitation"
     HO_POSTOPERATIVE_REHAB = "ho-postoperative-rehab"
     HO_EDUCATION = "ho-education"
+    DATA_UNREADABLE = "data-unreadable"  # (1.1) a record the rules need could not be read
 
 
 class Indicator(StrEnum):

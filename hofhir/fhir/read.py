@@ -1,8 +1,11 @@
 """Reading FHIR R4 JSON: CDS Hooks requests, Bundles, NDJSON folders.
 
 Parsing uses orjson. A cheap check on the dicts keeps only the resources the rules can use (clinical
-types whose codes fall in a hofhir value set); only those are validated with the R4B models. A resource
-that fails validation is left out and the reason recorded; nothing here raises on odd FHIR.
+types whose codes fall in a hofhir value set); only those are validated with the R4B models, tolerantly:
+an element the model refuses is dropped and recorded (`ClinicalInput.dropped`), the rest of the resource
+kept. A resource that still cannot be read, or that loses the codes that made it relevant, is left out
+and recorded (`ClinicalInput.rejected`; `needed` ones make the data-unreadable card). Nothing here raises
+on odd FHIR: every value from the client may be of any JSON type.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from typing import Any
 
 import orjson
 
-from hofhir.fhir.models import CLINICAL_TYPES, validation_problem
+from hofhir.fhir.models import CLINICAL_TYPES, Reading, read_resource
 from hofhir.knowledge.terminology import Terminology
 
 PATIENT_REFERENCE_FIELDS = ("subject", "patient")
 CONDITION_TEXT_SETS = frozenset({"flaccid_limb"})
+MAX_DROPPED_IN_TRACE = 1000  # the trace lists at most this many dropped elements (it travels to the worker)
 
 
 class InputError(ValueError):
@@ -28,9 +32,16 @@ class InputError(ValueError):
 class Rejection:
     resource: str  # "Observation/123" or "Observation#4" when it has no id
     reason: str
+    # True when the rules would have read it (a relevant record, the patient, a relevant draft order):
+    # such a record is never left out silently (the data-unreadable card).
+    needed: bool = True
 
-    def as_dict(self) -> dict[str, str]:
-        return {"resource": self.resource, "reason": self.reason}
+    @property
+    def resource_type(self) -> str:
+        return self.resource.split("/", 1)[0].split("#", 1)[0] or "Resource"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"resource": self.resource, "reason": self.reason, "needed": self.needed}
 
 
 @dataclass
@@ -44,6 +55,7 @@ class ClinicalInput:
     context: dict[str, Any] = field(default_factory=dict)
     rejected: list[Rejection] = field(default_factory=list)
     seen: int = 0
+    dropped: list[dict[str, str]] = field(default_factory=list)  # {resource, path, reason}: elements left out
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +66,7 @@ class ClinicalInput:
             "context": self.context,
             "rejected": [r.as_dict() for r in self.rejected],
             "seen": self.seen,
+            "dropped": self.dropped,
         }
 
     @classmethod
@@ -66,6 +79,7 @@ class ClinicalInput:
             context=dict(data.get("context") or {}),
             rejected=[Rejection(**r) for r in data.get("rejected") or []],
             seen=int(data.get("seen") or 0),
+            dropped=list(data.get("dropped") or []),
         )
 
 
@@ -77,7 +91,8 @@ def loads(raw: bytes | str) -> Any:
 
 
 def label(resource: dict[str, Any], index: int | None = None) -> str:
-    rtype = resource.get("resourceType", "Resource")
+    rtype = resource.get("resourceType")
+    rtype = rtype[:64] if isinstance(rtype, str) and rtype else "Resource"
     rid = resource.get("id")
     if isinstance(rid, str) and rid:
         return f"{rtype}/{rid}"
@@ -149,18 +164,21 @@ def _codeable_concepts(resource: dict[str, Any]) -> Iterator[Any]:
     yield resource.get("code")
     if rtype == "Observation":
         yield resource.get("valueCodeableConcept")
-        comps = resource.get("component")
-        if isinstance(comps, list):
-            for comp in comps:
-                if isinstance(comp, dict):
-                    yield comp.get("code")
+        for comp in _list(resource.get("component")):
+            if isinstance(comp, dict):
+                yield comp.get("code")
     elif rtype in ("MedicationRequest", "MedicationStatement", "MedicationAdministration"):
         yield resource.get("medicationCodeableConcept")
-        for contained in resource.get("contained") or []:
+        for contained in _list(resource.get("contained")):
             if isinstance(contained, dict) and contained.get("resourceType") == "Medication":
                 yield contained.get("code")
     elif rtype == "DiagnosticReport":
-        yield from resource.get("conclusionCode") or []
+        yield from _list(resource.get("conclusionCode"))
+
+
+def _list(value: Any) -> list[Any]:
+    """A client's array, or nothing when it sent another JSON type."""
+    return value if isinstance(value, list) else []
 
 
 def relevant_sets(resource: dict[str, Any], terminology: Terminology) -> set[str]:
@@ -179,7 +197,7 @@ def relevant_sets(resource: dict[str, Any], terminology: Terminology) -> set[str
         if resource.get("resourceType") == "Condition" and isinstance(concept, dict):
             # Findings with no code of their own (a flaccid limb) are recognised by their text.
             texts = [concept.get("text")] + [
-                c.get("display") for c in concept.get("coding") or [] if isinstance(c, dict)
+                c.get("display") for c in _list(concept.get("coding")) if isinstance(c, dict)
             ]
             for text in texts:
                 if isinstance(text, str):
@@ -191,13 +209,18 @@ def select(
     resources: Iterable[dict[str, Any]],
     terminology: Terminology,
     patient_id: str | None,
+    dropped: list[dict[str, str]] | None = None,
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[Rejection], int]:
-    """Pick the patient and the relevant resources about them; validate those. Returns (patient, kept, rejected, seen)."""
+    """Pick the patient and the relevant resources about them; read those tolerantly.
+
+    Returns (patient, kept, rejected, seen); elements dropped on the way are appended to `dropped`.
+    """
     patient: dict[str, Any] | None = None
     candidates: list[tuple[int, dict[str, Any]]] = []
     rejected: list[Rejection] = []
     seen = 0
     patients: list[dict[str, Any]] = []
+    dropped = dropped if dropped is not None else []
     for index, res in enumerate(resources):
         seen += 1
         rtype = res.get("resourceType") if isinstance(res, dict) else None
@@ -212,22 +235,41 @@ def select(
     elif patients:
         patient = patients[0]
     if patient is not None:
-        problem = validation_problem(patient)
-        if problem:
-            rejected.append(Rejection(label(patient), problem))
-            patient = None
-    wanted = f"Patient/{patient_id or (patient or {}).get('id') or ''}"
+        patient = _tolerant(patient, label(patient), rejected, dropped)
+    own_id = (patient or {}).get("id")
+    wanted = f"Patient/{patient_id or (own_id if isinstance(own_id, str) else '')}"
     kept: list[dict[str, Any]] = []
     for index, res in candidates:
         ref = patient_reference(res)
         if ref is not None and wanted != "Patient/" and ref != wanted:
             continue  # another patient's resource in a multi-patient bundle
-        problem = validation_problem(res)
-        if problem:
-            rejected.append(Rejection(label(res, index), problem))
-            continue
-        kept.append(res)
+        readable = _tolerant(res, label(res, index), rejected, dropped, terminology)
+        if readable is not None:
+            kept.append(readable)
     return patient, kept, rejected, seen
+
+
+def _tolerant(
+    resource: dict[str, Any],
+    name: str,
+    rejected: list[Rejection],
+    dropped: list[dict[str, str]],
+    terminology: Terminology | None = None,
+    needed: bool = True,
+) -> dict[str, Any] | None:
+    """The readable part of a resource, or None (recorded in `rejected`). With `terminology`, a resource
+    that loses the codes that made it relevant is unreadable too: the rules could not use it."""
+    reading: Reading = read_resource(resource)
+    room = MAX_DROPPED_IN_TRACE - len(dropped)
+    dropped.extend({"resource": name, "path": d.path, "reason": d.reason} for d in reading.dropped[: max(0, room)])
+    if reading.resource is None:
+        rejected.append(Rejection(name, reading.problem or "cannot be read", needed))
+        return None
+    if terminology is not None and reading.dropped and not relevant_sets(reading.resource, terminology):
+        lost = ", ".join(sorted({d.path for d in reading.dropped}))[:200]
+        rejected.append(Rejection(name, f"its codes could not be read ({lost})", needed))
+        return None
+    return reading.resource
 
 
 # ---------- The three input forms ----------
@@ -252,8 +294,9 @@ def from_hook_request(
     for value in data.values():
         resources.extend(prefetch_resources(value))
     patient_id = context.get("patientId") if isinstance(context.get("patientId"), str) else None
-    patient, kept, rejected, seen = select(resources, terminology, patient_id)
-    drafts, draft_rejections = draft_orders(context)
+    dropped: list[dict[str, str]] = []
+    patient, kept, rejected, seen = select(resources, terminology, patient_id, dropped)
+    drafts, draft_rejections = draft_orders(context, terminology, dropped)
     return ClinicalInput(
         hook=hook,
         patient=patient,
@@ -262,6 +305,7 @@ def from_hook_request(
         context=_context_subset(context),
         rejected=rejected + draft_rejections,
         seen=seen,
+        dropped=dropped,
     )
 
 
@@ -276,18 +320,21 @@ def prefetch_resources(value: Any) -> list[dict[str, Any]]:
     return [value]
 
 
-def draft_orders(context: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Rejection]]:
+def draft_orders(
+    context: dict[str, Any], terminology: Terminology | None = None, dropped: list[dict[str, str]] | None = None
+) -> tuple[list[dict[str, Any]], list[Rejection]]:
+    """The draft orders, read tolerantly; an unreadable one is `needed` when its codes are HO-relevant."""
     drafts = context.get("draftOrders")
     if not isinstance(drafts, dict):
         return [], []
     out: list[dict[str, Any]] = []
     rejected: list[Rejection] = []
+    dropped = dropped if dropped is not None else []
     for index, res in enumerate(bundle_resources(drafts)):
-        problem = validation_problem(res)
-        if problem:
-            rejected.append(Rejection(label(res, index), problem))
-        else:
-            out.append(res)
+        needed = terminology is None or bool(relevant_sets(res, terminology))
+        readable = _tolerant(res, label(res, index), rejected, dropped, needed=needed)
+        if readable is not None:
+            out.append(readable)
     return out, rejected
 
 
@@ -297,7 +344,7 @@ def _context_subset(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_bundle(bundle: dict[str, Any], terminology: Terminology, hook: str = "patient-view") -> ClinicalInput:
-    if bundle.get("resourceType") != "Bundle":
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise InputError("expected a FHIR Bundle")
     return from_resources(bundle_resources(bundle), terminology, hook)
 
@@ -308,7 +355,10 @@ def from_resources(
     hook: str = "patient-view",
     patient_id: str | None = None,
 ) -> ClinicalInput:
-    patient, kept, rejected, seen = select(resources, terminology, patient_id)
+    dropped: list[dict[str, str]] = []
+    patient, kept, rejected, seen = select(resources, terminology, patient_id, dropped)
     pid = patient_id or (patient or {}).get("id")
     context = {"patientId": pid} if isinstance(pid, str) else {}
-    return ClinicalInput(hook=hook, patient=patient, resources=kept, context=context, rejected=rejected, seen=seen)
+    return ClinicalInput(
+        hook=hook, patient=patient, resources=kept, context=context, rejected=rejected, seen=seen, dropped=dropped
+    )

@@ -34,10 +34,10 @@ CARY_CLOCK = datetime(2011, 1, 20, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def client() -> FlaskClient:
-    return create_app(
-        Settings(auth=False, deadline_ms=5000, fetch_timeout_ms=3000), clock=lambda: CARY_CLOCK
-    ).test_client()
+def client(engine: FhirTestServer) -> FlaskClient:
+    # The test engine listens on loopback: allowlisted, as a deployment allowlists its EHR's FHIR server.
+    settings = Settings(auth=False, deadline_ms=5000, fetch_timeout_ms=3000, fhir_servers=(engine.base_url,))
+    return create_app(settings, clock=lambda: CARY_CLOCK).test_client()
 
 
 def request_for(
@@ -136,7 +136,9 @@ def test_a_fhir_server_error_is_412_with_the_reason(engine: FhirTestServer, clie
 
 
 def test_a_slow_fhir_server_ends_in_no_cards_within_the_deadline(engine: FhirTestServer) -> None:
-    client = create_app(Settings(auth=False, deadline_ms=300, fetch_timeout_ms=250)).test_client()
+    client = create_app(
+        Settings(auth=False, deadline_ms=300, fetch_timeout_ms=250, fhir_servers=(engine.base_url,))
+    ).test_client()
     engine.reset(keep_data=True)
     engine.fault(delay_ms=3000, match="Condition", count=-1)
     try:

@@ -296,7 +296,7 @@ def test_token_living_longer_than_the_bound_is_rejected() -> None:
 
 
 def test_non_numeric_times_are_rejected() -> None:
-    rejected(verifier(), sign(EC384, payload=claims(exp="tomorrow")), "must be numbers")
+    rejected(verifier(), sign(EC384, payload=claims(exp="tomorrow")), "must be finite whole numbers")
 
 
 def test_replayed_jti_is_rejected_by_the_memory_store() -> None:
@@ -685,6 +685,14 @@ def test_settings_read_every_variable(tmp_path: Path) -> None:
     assert s.issuers["https://sandbox.cds-hooks.org"].jwks == SANDBOX_JWKS
 
 
+def test_an_issuer_may_name_its_fhir_servers() -> None:
+    s = settings_from_env(
+        {"HOFHIR_AUTH_ISSUERS": issuers_json(jwks=jwks(EC384), fhir_servers=["https://ehr.example.org/fhir"])}
+    )
+    assert s.issuers[ISS].fhir_servers == ("https://ehr.example.org/fhir",)
+    assert settings_from_env({"HOFHIR_AUTH_ISSUERS": issuers_json(jwks=jwks(EC384))}).issuers[ISS].fhir_servers is None
+
+
 def test_auth_off_needs_no_issuers() -> None:
     assert not settings_from_env({"HOFHIR_AUTH": "off"}).enabled
 
@@ -707,6 +715,14 @@ def test_auth_off_needs_no_issuers() -> None:
         ({"HOFHIR_AUTH_ISSUERS": issuers_json()}, "needs 'jwks', 'jwks_url' or 'jku'"),
         ({"HOFHIR_AUTH_ISSUERS": issuers_json(jwk={})}, "must be an object with"),
         ({"HOFHIR_AUTH_ISSUERS": issuers_json(jku="https://a.example/jwks")}, "list of URLs"),
+        (
+            {"HOFHIR_AUTH_ISSUERS": issuers_json(jwks=jwks(EC384), fhir_servers="https://ehr.example.org/fhir")},
+            "'fhir_servers' must be a list of http",
+        ),
+        (
+            {"HOFHIR_AUTH_ISSUERS": issuers_json(jwks=jwks(EC384), fhir_servers=["ehr.example.org/fhir"])},
+            "'fhir_servers' must be a list of http",
+        ),
         ({"HOFHIR_AUTH_ISSUERS": issuers_json(jwks={"keys": []})}, "no usable signing key"),
         ({"HOFHIR_AUTH_ISSUERS": issuers_json(jwks=[EC384.public_jwk])}, "JWK Set must be"),
         (

@@ -20,12 +20,12 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cds_hooks.cards import render_response
 from cds_hooks.cli import main as cli_main
-from hofhir.clinical.evaluate import HOOK_TOPICS, SUPPORTED_HOOKS, Evaluation, evaluate
+from hofhir.clinical.evaluate import EVERY_HOOK_TOPICS, HOOK_TOPICS, SUPPORTED_HOOKS, Evaluation, evaluate
 from hofhir.fhir.models import CLINICAL_TYPES
 from hofhir.fhir.read import InputError, bundle_resources, from_hook_request, from_resources, loads
 from hofhir.knowledge import Knowledge, default_knowledge
@@ -274,7 +274,7 @@ def check(evaluation: Evaluation, hook: str) -> None:
         assert card_problems(rendered) == [], rendered
     assert response_problems(body) == []
     found = {g.topic for g in evaluation.guidance}
-    assert found <= HOOK_TOPICS[hook]
+    assert found <= HOOK_TOPICS[hook] | EVERY_HOOK_TOPICS
     if evaluation.trace["deceased"]:
         assert evaluation.guidance == []
     orjson.dumps(evaluation.as_dict())  # the trace travels as JSON
@@ -318,6 +318,27 @@ def test_any_json_inside_a_request_raises_at_most_input_error(hook: Any, context
     evaluate_request({"hook": hook, "context": context, "prefetch": prefetch})
 
 
+CONTAINED_TRUE = {
+    "resourceType": "MedicationRequest",
+    "status": "active",
+    "intent": "order",
+    "subject": {"reference": "Patient/pt-1"},
+    "medicationCodeableConcept": {"text": "Indomethacin 25 MG Oral Capsule"},
+    "contained": True,
+}
+CONCLUSION_CODE_NUMBER = {
+    "resourceType": "DiagnosticReport",
+    "status": "final",
+    "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "78315"}]},
+    "subject": {"reference": "Patient/pt-1"},
+    "conclusionCode": 5,
+}
+
+
+def _bundle_of(*resources: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     hook=st.sampled_from(SUPPORTED_HOOKS),
@@ -325,6 +346,9 @@ def test_any_json_inside_a_request_raises_at_most_input_error(hook: Any, context
     bundles=st.lists(searchset(fhir_shaped()), max_size=4),
     drafts=searchset(fhir_shaped()),
 )
+# Found by fuzzing (issue 10): a TypeError in the reader, a 500 over HTTP.
+@example(hook="patient-view", patient={}, bundles=[_bundle_of(CONTAINED_TRUE, CONCLUSION_CODE_NUMBER)], drafts={})
+@example(hook="order-sign", patient={}, bundles=[], drafts=_bundle_of(CONTAINED_TRUE, CONCLUSION_CODE_NUMBER))
 def test_fhir_shaped_dicts_in_a_request_never_crash(
     hook: str, patient: dict[str, Any], bundles: list[dict[str, Any]], drafts: dict[str, Any]
 ) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import example as hypothesis_example
 from hypothesis import strategies as st
 
 from hofhir.adapters.notifications import (
@@ -799,8 +800,20 @@ def parse_or_refuse(body: bytes, request: dict[str, Any]) -> None:
         assert key is None or isinstance(key, str)
 
 
+def deeply_nested_notification(depth: int = 130) -> dict[str, Any]:
+    """An R4 rest-hook payload nested 260 JSON levels deep, past orjson's 254 (issue 10: a 500 from the dedup key)."""
+    inner: dict[str, Any] = {"url": "http://example.org/x", "valueString": "deep"}
+    for _ in range(depth):
+        inner = {"url": "http://example.org/x", "extension": [inner]}
+    return {"resourceType": "Observation", "id": "deep", "status": "final", "code": {"text": "x"}, **inner}
+
+
 @FUZZ
 @given(value=JSON_VALUES | RESOURCE_LIKE, request=REQUESTS)
+@hypothesis_example(value=deeply_nested_notification(), request={"method": "POST", "path": "", "content_type": JSON})
+@hypothesis_example(
+    value=deeply_nested_notification(), request={"method": "PUT", "path": "/Observation/deep", "content_type": JSON}
+)
 def test_any_json_is_read_or_refused_with_notification_error(value: Any, request: dict[str, Any]) -> None:
     parse_or_refuse(encode(value), request)
 

@@ -1,7 +1,7 @@
 """The Flask app factory: the CDS Hooks 2.0 service and its operational endpoints.
 
 gunicorn -c python:cds_hooks.gunicorn_conf                              (production: create_app())
-hofhir serve [--host H] [--port P]                                       (local: development server)
+hofhir serve [--host H] [--port P]                                       (local: gunicorn too, cds_hooks/server.py)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from cds_hooks.dispatch import Evaluator, InlineEvaluator
 from cds_hooks.errors import HttpError
 from cds_hooks.services import catalogue
 from cds_hooks.settings import Settings, SettingsError
-from cds_hooks.web import ServiceState, outcome_response, state, state_of
+from cds_hooks.web import ServiceState, outcome_response, state
 from hofhir import __version__
 from hofhir.adapters import metrics
 from hofhir.adapters.store import HostOnceStore, OnceStore, Store, StoreUnavailable, open_store
@@ -213,12 +213,3 @@ def _install_handlers(app: Flask) -> None:
     def _unexpected(exc: Exception) -> Response:
         log.exception("unexpected error (request %s)", g.get("request_id"))
         return outcome_response(500, f"internal error; request id {g.get('request_id')}")
-
-
-def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
-    """`hofhir serve`: the development server with threads (gunicorn for production, see the README)."""
-    host, port = host or settings.host, port or settings.port
-    app = create_app(settings)
-    mode = "with Redis" if state_of(app).settings.redis_url else "embedded mode, no Redis"
-    log.info("hofhir %s serving on http://%s:%d (%s)", __version__, host, port, mode)
-    app.run(host=host, port=port, threaded=True, use_reloader=False)

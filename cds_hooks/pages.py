@@ -1,11 +1,13 @@
-"""Human-facing pages: the rules catalogue (/rules), the demo page (/), and /openapi.json."""
+"""Human-facing pages: the rules catalogue (/rules), the EHR-style preview (/, /preview), and /openapi.json."""
 
 from __future__ import annotations
 
 from html import escape
+from importlib import resources
 
 from flask import Blueprint, Response, request
 
+from cds_hooks import preview
 from cds_hooks.openapi import document
 from cds_hooks.web import json_response, state
 from hofhir.knowledge.catalogue_doc import catalogue
@@ -52,28 +54,53 @@ def rules() -> Response:
 
 @blueprint.get("/openapi.json")
 def openapi() -> Response:
-    return json_response(document())
+    return json_response(document(state().settings.public_url or request.host_url.rstrip("/")))
 
 
-DEMO = """<!doctype html><html lang=en><meta charset=utf-8><title>hofhir demo</title>
-<style>body{font:15px/1.5 system-ui;max-width:60rem;margin:2rem auto;padding:0 1rem}textarea{width:100%;height:14rem}
-.card{border:1px solid #ccc;border-left:6px solid #39c;padding:.5rem 1rem;margin:.8rem 0}.warning{border-left-color:#e90}
-.critical{border-left-color:#d33}pre{white-space:pre-wrap}</style>
-<h1>hofhir: heterotopic ossification guidance</h1>
-<p>Paste a CDS Hooks request (for example a file from <code>shared/vignettes/</code>) and send it to a service.
-This page calls the service from your browser, so it works when the service runs with <code>HOFHIR_AUTH=off</code>.
-See the <a href="/rules">rules catalogue</a> and the <a href="/openapi.json">API</a>.</p>
-<select id=svc></select> <button id=go>Send</button><textarea id=req></textarea><div id=out></div>
-<script>
-const svc=document.getElementById('svc'),out=document.getElementById('out');
-fetch('/cds-services').then(r=>r.json()).then(d=>{for(const s of d.services){const o=document.createElement('option');o.value=s.id;o.textContent=s.id+' ('+s.hook+')';svc.appendChild(o)}}).catch(()=>{out.textContent='Discovery needs a JWT: run with HOFHIR_AUTH=off to use this page.'});
-document.getElementById('go').onclick=async()=>{out.textContent='';let body;try{body=JSON.parse(document.getElementById('req').value)}catch(e){out.textContent='Not JSON: '+e;return}
-const r=await fetch('/cds-services/'+svc.value,{method:'POST',headers:{'Content-Type':'application/json'},body:JSON.stringify(body)});const d=await r.json();
-if(!r.ok){out.textContent=JSON.stringify(d,null,2);return}if(!d.cards.length){out.textContent='No cards.'}
-for(const c of d.cards){const div=document.createElement('div');div.className='card '+c.indicator;const h=document.createElement('h3');h.textContent=c.summary;const p=document.createElement('pre');p.textContent=c.detail||'';div.append(h,p);out.appendChild(div)}};
-</script>"""
+UI_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+}
+
+
+def _ui_file(name: str) -> Response:
+    suffix = name[name.rfind(".") :] if "." in name else ""
+    if "/" in name or suffix not in UI_TYPES:
+        return Response(status=404)
+    path = resources.files("cds_hooks").joinpath("ui", name)
+    if not path.is_file():
+        return Response(status=404)
+    answer = Response(path.read_bytes(), content_type=UI_TYPES[suffix])
+    # The page runs only its own files: no inline script, no other origin, no plugin.
+    answer.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
+        "base-uri 'none'; frame-ancestors 'self'"
+    )
+    return answer
 
 
 @blueprint.get("/")
-def demo() -> Response:
-    return Response(DEMO, content_type="text/html; charset=utf-8")
+def home() -> Response:
+    """The EHR-style preview: example patients, a paste box, the card column and the timeline."""
+    return _ui_file("index.html")
+
+
+@blueprint.get("/ui/app.js")
+def ui_script() -> Response:
+    return _ui_file("app.js")
+
+
+@blueprint.get("/ui/style.css")
+def ui_style() -> Response:
+    return _ui_file("style.css")
+
+
+@blueprint.get("/preview/examples")
+def examples() -> Response:
+    return json_response(preview.examples_listing(state()))
+
+
+@blueprint.post("/preview")
+def run_preview() -> Response:
+    return json_response(preview.run(state()))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the integration tests talk to, when it is not already there:
-# a Redis server on 127.0.0.1:6379 and Node.js/npm for the test FHIR engine (tests/fhirserver).
+# a Redis server on 127.0.0.1:6379, Node.js/npm for the test FHIR engine (tests/fhirserver), and Debian's
+# Chromium for the browser test (Playwright drives /usr/bin/chromium; it downloads no browser of its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,3 +22,5 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then a
 if [ -f tests/fhirserver/package.json ] && [ ! -d tests/fhirserver/node_modules ]; then
   (cd tests/fhirserver && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+if [ ! -x /usr/bin/chromium ]; then apt_install chromium; fi

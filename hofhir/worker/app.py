@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import os
 import sys
 import threading
@@ -176,12 +177,29 @@ def _task_prerun(task_id: str | None = None, **_: Any) -> None:
 
 
 @signals.task_postrun.connect
-def _task_postrun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+def _task_postrun(task_id: str | None = None, task: Any = None, retval: Any = None, **_: Any) -> None:
     started = _task_started.pop(task_id or "", None)
     if started is not None and task is not None:
         from hofhir.adapters import metrics
 
         metrics.TASK_DURATION.labels(task=str(task.name)).observe(time.perf_counter() - started)
+        # The per-task line, like the web's per-request line: ids, counts and timings only (never PHI).
+        fields: dict[str, Any] = {
+            "taskId": task_id,
+            "task": str(task.name),
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+        if isinstance(retval, dict) and isinstance(retval.get("guidance"), list):
+            fields["cards"] = len(retval["guidance"])
+        logging.getLogger("hofhir.task").info("task", extra={"fields": fields})
+
+
+@signals.setup_logging.connect
+def _json_logging(loglevel: Any = None, **_: Any) -> None:
+    """With a receiver here Celery sets up no logging of its own: every worker line is JSON instead."""
+    from hofhir.adapters.jsonlog import configure_root
+
+    configure_root(loglevel or "INFO")  # Celery passes --loglevel, i.e. HOFHIR_LOG_LEVEL
 
 
 _shutdown_watchdog: list[threading.Thread] = []
@@ -295,6 +313,14 @@ def run_worker(settings: Settings, extra: list[str]) -> int:
     configure(settings)
     # Kubernetes and most supervisors stop with SIGTERM; Celery's soft shutdown listens on SIGQUIT.
     os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
+    # Only now (billiard reads REMAP_SIGTERM when imported): JSON logging from the first line (Celery warns
+    # early), and Celery's shutdown notices, which bypass logging, as JSON lines too.
+    import celery.apps.worker
+
+    from hofhir.adapters.jsonlog import configure_root, say_json
+
+    configure_root(settings.log_level)
+    celery.apps.worker.safe_say = say_json
     if settings.worker_metrics_port:
         # Task metrics are counted in the pool's child processes: collect them through files, served here.
         folder = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/hofhir-worker-metrics"))  # noqa: S108
@@ -304,7 +330,8 @@ def run_worker(settings: Settings, extra: list[str]) -> int:
         from hofhir.adapters import metrics
 
         metrics.start_metrics_server(settings.worker_metrics_port)
-    argv = ["worker", *_role_options(settings), *extra]
+    # --quiet: no ASCII-art banner on stdout: the worker's output is JSON log lines only
+    argv = ["--quiet", "worker", *_role_options(settings), *extra]
     _warm_up(context().knowledge)
     celery_app.worker_main(argv)
     return 0

@@ -116,5 +116,9 @@ def test_the_installed_package_carries_the_knowledge_base(tmp_path: Path) -> Non
     for name in knowledge:
         assert f"hofhir/knowledge/{name}" in names, name
     assert {"cds_hooks/gunicorn_conf.py", "hofhir/adapters/metrics.py"} <= names
+    # The preview page and its example patients (package-data), and nothing listed that does not exist.
+    for folder, pattern in (("cds_hooks/ui", "*"), ("cds_hooks/examples", "*.json")):
+        shipped = sorted(p.name for p in (REPO / folder).glob(pattern) if p.is_file() and p.suffix != ".py")
+        assert shipped and all(f"{folder}/{name}" in names for name in shipped), folder
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "hofhir = " in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -17,11 +17,9 @@ from typing import Any, TextIO
 
 import orjson
 
-from cds_hooks import timeline_svg
 from cds_hooks.cards import render_response
 from cds_hooks.examples import bundle_entries, latest_date, request_from_resources, shift_dates
 from cds_hooks.prefetch import DeadlineMissed, PrefetchUnavailable, resolve_prefetch
-from cds_hooks.render_html import markdown_sections, report_page
 from hofhir.adapters import files
 from hofhir.adapters.settings import Settings, SettingsError
 from hofhir.clinical.evaluate import SUPPORTED_HOOKS, Evaluation, evaluate
@@ -102,6 +100,8 @@ BOLD, DIM = "\033[1m", "\033[2m"
 
 def print_text(evaluation: Evaluation, out: TextIO, colour: bool, quiet_reason: str | None = None) -> None:
     """Per card: the summary, the "why" bullets (wrapped), the suggestions; with no card, the reason."""
+    from cds_hooks.render_html import markdown_sections  # markdown-it loads only for the formats that print text
+
     reset = "\033[0m" if colour else ""
     bold = BOLD if colour else ""
     dim = DIM if colour else ""
@@ -169,15 +169,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 body = {"patient": f"Patient/{evaluation.trace.get('patient')}", "response": body}
             sys.stdout.buffer.write(orjson.dumps(body, option=orjson.OPT_INDENT_2 if not many else 0) + b"\n")
             continue
-        timeline = build_timeline(build_facts(item, k, now), evaluation, k)
         reason = quiet_reason(evaluation, k)
         if args.format == "text":
             print_text(evaluation, sys.stdout, sys.stdout.isatty() and not os.environ.get("NO_COLOR"), reason)
-        else:
-            cards = render_response(evaluation.guidance, base_url)["cards"]
-            banner = _banner(item.patient, evaluation, now)
-            sections.append((banner, cards, timeline_svg.render(timeline), timeline.sentences(), reason))
+            continue
+        from cds_hooks import timeline_svg  # the picture is drawn for the html report only
+
+        timeline = build_timeline(build_facts(item, k, now), evaluation, k)
+        cards = render_response(evaluation.guidance, base_url)["cards"]
+        banner = _banner(item.patient, evaluation, now)
+        sections.append((banner, cards, timeline_svg.render(timeline), timeline.sentences(), reason))
     if args.format == "html":
+        from cds_hooks.render_html import report_page
+
         page = report_page(f"HO guidance report as of {now.date().isoformat()}", sections)
         if args.output and args.output != "-":
             Path(args.output).write_text(page, encoding="utf-8")

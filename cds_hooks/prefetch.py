@@ -25,13 +25,15 @@ import socket
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from cds_hooks.errors import HttpError
 from cds_hooks.services import PREFETCH_KEYS, prefetch_templates
-from hofhir.adapters.fhirclient import BearerToken, FhirClient, FhirDeadlineExceeded, FhirError
 from hofhir.knowledge import Knowledge
+
+if TYPE_CHECKING:
+    from hofhir.adapters.fhirclient import FhirClient
 
 TOKEN = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
 
@@ -234,6 +236,9 @@ def resolve_prefetch(
     token = auth.get("access_token") if isinstance(auth, dict) else None
     deadline = deadline if deadline is not None else time.monotonic() + 5.0
     templates = prefetch_templates(k)
+    # The HTTP client loads only when something must be fetched: `hofhir evaluate` on a full request never needs it.
+    from hofhir.adapters.fhirclient import BearerToken, FhirClient, FhirDeadlineExceeded, FhirError
+
     try:
         client = FhirClient(server, auth=BearerToken(token) if token else None, timeout=attempt_timeout_s, retries=1)
     except ValueError as exc:

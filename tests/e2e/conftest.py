@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 
@@ -22,17 +23,20 @@ def free_port() -> int:
 def start_service(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("HOFHIR_")} | env
+    # The log goes to a file, not a pipe: nobody reads a pipe while the service runs, and a full one hangs it.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the service process
     proc = subprocess.Popen(
         [sys.executable, "-m", "cds_hooks.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=full_env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"hofhir serve exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            log.seek(0)
+            raise RuntimeError(f"hofhir serve exited: {log.read().decode(errors='replace')}")
         try:
             if httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200:
                 return proc, base

@@ -30,8 +30,9 @@ services:
 	bash tools/ensure-services.sh
 
 # Local use: JWT checks are off unless you configure issuers (HOFHIR_AUTH=on HOFHIR_AUTH_ISSUERS=...).
+# Only for `make run`: the tests set what they need themselves.
 HOFHIR_AUTH ?= off
-export HOFHIR_AUTH
+run: export HOFHIR_AUTH := $(HOFHIR_AUTH)
 
 run: install
 	$(BIN)/hofhir serve --host $(HOST) --port $(PORT)

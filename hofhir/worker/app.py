@@ -160,11 +160,21 @@ class Heartbeat(bootsteps.StartStopStep):
 
 
 @signals.worker_ready.connect
-def _ready(**_: Any) -> None:
+def _ready(sender: Any = None, **_: Any) -> None:
     folder = heartbeat_dir()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ready").write_text(str(time.time()))
     _arm_stop_signals()
+    # What the banner (switched off: the output is JSON lines only) used to tell an operator.
+    fields: dict[str, Any] = {}
+    controller = getattr(sender, "controller", None)  # the sender is the consumer; its controller the worker
+    if controller is not None:
+        fields["pool"] = str(getattr(controller.pool_cls, "__module__", "")).rsplit(".", 1)[-1]
+        fields["concurrency"] = controller.concurrency
+    task_consumer = getattr(sender, "task_consumer", None)
+    if task_consumer is not None:
+        fields["queues"] = sorted(q.name for q in task_consumer.queues)
+    logging.getLogger("hofhir.worker").info("worker ready", extra={"fields": fields})
 
 
 _task_started: dict[str, float] = {}

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import redis
 from flask.testing import FlaskClient
@@ -383,6 +384,7 @@ def test_a_writeback_worker_on_threads_writes_one_assessment_however_many_tasks_
             log = threads.log.read_text()
         finally:
             threads.stop()
-    assert "threads" in log.lower() and WRITEBACK_QUEUE in log
+    ready = next(orjson.loads(line) for line in log.splitlines() if '"worker ready"' in line)
+    assert ready["pool"] == "thread" and ready["queues"] == [WRITEBACK_QUEUE], ready
     bundle = httpx.get(f"{engine.base_url}/RiskAssessment", params={"subject": f"Patient/{patient}"}, timeout=10)
     assert len(bundle.json().get("entry", [])) == 1

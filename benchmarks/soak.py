@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.dates import to_today  # noqa: E402
-from tests.e2e.conftest import free_port  # noqa: E402
+from tests.processes import free_port, wait_healthy  # noqa: E402
 from tests.vignettes import cases, load  # noqa: E402
 
 MAX_REQUESTS = 2_000_000  # a hard bound on top of the time bound
@@ -93,17 +93,10 @@ def start(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("gunicorn exited at start")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("gunicorn did not answer in 60 s")
+    if not wait_healthy(proc, base, timeout=60):
+        proc.kill()
+        raise SystemExit("gunicorn did not answer on /healthz")
+    return proc, base
 
 
 def main() -> None:

@@ -7,25 +7,9 @@ import sys
 import time
 from typing import Any
 
-import orjson
+from hofhir.adapters.jsonlog import JsonFormatter
 
 _configured = False
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            line.update(fields)
-        if record.exc_info:
-            line["error"] = self.formatException(record.exc_info).splitlines()[-1]
-        return orjson.dumps(line, default=str).decode()
 
 
 def configure(level: str = "INFO") -> None:

@@ -12,8 +12,8 @@ import os
 import sys
 from typing import Any
 
-from cds_hooks.logs import JsonFormatter
 from cds_hooks.settings import Settings
+from hofhir.adapters.jsonlog import JsonFormatter
 
 EXIT_SETTINGS = 2
 MIN_THREADS = 32  # per process, for `hofhir serve` (HOFHIR_WEB_THREADS may raise it)

@@ -9,19 +9,17 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
 from tests.dates import to_today
-from tests.processes import RedisServer, Worker, free_port, redis_server
+from tests.processes import RedisServer, Worker, redis_server, start_service
 from tests.vignettes import load
 
 
@@ -120,32 +118,6 @@ class Load:
                 pool.submit(self._one, client, next(self.bodies))
         with self.lock:
             return sorted(self.calls[first:], key=lambda c: c.started)
-
-
-def start_service(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`hofhir serve` with its log in a file (a pipe nobody reads fills up, and then every thread that
-    logs blocks: the process hangs, which is not the fault under test)."""
-    port = free_port()
-    full = {k: v for k, v in os.environ.items() if not k.startswith("HOFHIR_")} | env
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cds_hooks.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=full,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"hofhir serve exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("hofhir serve did not start in 30 s")
 
 
 @contextlib.contextmanager

@@ -33,6 +33,43 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_healthy(proc: subprocess.Popen[bytes], base: str, timeout: float = 30.0) -> bool:
+    """True once GET base/healthz answers 200; False when the process exits first or the time runs out."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            if httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return False
+
+
+def start_service(env: dict[str, str], log: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """`hofhir serve` on a free loopback port with exactly `env` as its HOFHIR_* settings. Its log goes to a
+    file (`log`, or a temporary one), never a pipe: a pipe nobody reads fills up and then hangs the service."""
+    port = free_port()
+    full = {k: v for k, v in os.environ.items() if not k.startswith("HOFHIR_")} | env
+    out = log.open("wb") if log is not None else tempfile.TemporaryFile()  # noqa: SIM115 - outlives this call
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cds_hooks.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=full,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    if not wait_healthy(proc, base):
+        proc.kill()
+        proc.wait()
+        out.seek(0)
+        raise RuntimeError(f"hofhir serve did not start: {out.read()[-2000:].decode(errors='replace')}")
+    return proc, base
+
+
 class RedisServer:
     def __init__(self, port: int) -> None:
         self.port = port

@@ -1,4 +1,4 @@
-"""JSON log lines for the worker process (the web has cds_hooks.logs; hofhir never imports cds_hooks).
+"""JSON log lines, one formatter for the web (cds_hooks.logs configures its loggers with it) and the worker.
 
 One object per line: ts, level, logger, msg, and the record's `fields` (ids, counts, timings; never PHI).
 """

@@ -162,7 +162,8 @@ class PatientFacts:
 # ---------- building ----------
 
 
-def _text(concept: Any) -> str:
+def concept_text(concept: Any) -> str:
+    """A CodeableConcept in words: its text, else a coding's display, else a code; '' for anything else."""
     if not isinstance(concept, dict):
         return ""
     if isinstance(concept.get("text"), str):
@@ -187,8 +188,8 @@ def _status_code(concept: Any) -> str:
 def _site(resource: dict[str, Any]) -> str:
     sites = resource.get("bodySite")
     if isinstance(sites, list):
-        return "; ".join(t for t in (_text(s) for s in sites) if t)
-    return _text(sites)
+        return "; ".join(t for t in (concept_text(s) for s in sites) if t)
+    return concept_text(sites)
 
 
 def _period_start(resource: dict[str, Any], prefix: str) -> datetime | None:
@@ -301,7 +302,7 @@ class _Builder:
             return
         when, until, active, ordered = self.timing(rtype, resource)
         primary = _primary_concept(resource)
-        display = _text(primary) or rtype
+        display = concept_text(primary) or rtype
         icd = tuple(icd_codes(primary))
         site = _site(resource)
         note = self.note(rtype, resource)
@@ -369,7 +370,7 @@ class _Builder:
         if rtype == "Observation":
             if isinstance(r.get("valueString"), str):
                 parts.append(r["valueString"])
-            parts.append(_text(r.get("valueCodeableConcept")))
+            parts.append(concept_text(r.get("valueCodeableConcept")))
             for interp in r.get("interpretation") or []:
                 parts.append(_status_code(interp))
         return " ".join(p for p in parts if p)

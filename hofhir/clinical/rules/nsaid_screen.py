@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from hofhir.clinical.facts import Entry, Measurement, PatientFacts
+from hofhir.clinical.facts import Entry, Measurement, PatientFacts, concept_text
 from hofhir.clinical.kidney import CkdEpi2021, egfr_from_creatinine
 from hofhir.clinical.rules.common import say, within_days
 from hofhir.knowledge import Knowledge
@@ -76,17 +76,6 @@ def _date(when: datetime | None) -> str:
 
 def _since(entry: Entry) -> str:
     return f"{entry.resource}, {_date(entry.when)}"
-
-
-def _concept_text(concept: Any) -> str:
-    if not isinstance(concept, dict):
-        return ""
-    if isinstance(concept.get("text"), str):
-        return str(concept["text"])
-    for coding in concept.get("coding") or []:
-        if isinstance(coding, dict) and isinstance(coding.get("display"), str):
-            return str(coding["display"])
-    return ""
 
 
 def _number(value: float) -> str:
@@ -359,7 +348,7 @@ class _Screen:
             if e.active or within_days(e.when, self.now, self.p.medication_recent_days)
         ]
         drafted = [
-            _concept_text(order.get("medicationCodeableConcept")) or str(order.get("resourceType"))
+            concept_text(order.get("medicationCodeableConcept")) or str(order.get("resourceType"))
             for order, concepts in drafts
             if concepts & {"anticoagulant", "antiplatelet"}
             and str(order.get("resourceType", "")).startswith("Medication")

@@ -462,6 +462,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     inline = Server("cds_hooks.app:create_app()", {"HOFHIR_AUTH": "off"}, "inline")
     try:
         measure("inline/vignette", inline, "vignette")
+        # Every request a different patient: what Redis mode's varied figure is compared with (identical
+        # bodies would be served from the per-process validation cache, varied ones cannot be).
+        measure("inline/vignette-varied", inline, "vignette", vary="s02-patient")
         measure("inline/synthea", inline, "synthea")
         result["open_loop"]["inline/vignette@100"] = open_loop(
             inline.base + path, bodies["vignette"], folder, rate=100, seconds=2 * seconds
@@ -535,7 +538,8 @@ def table(result: dict[str, Any]) -> str:
         ratio = f"{figures['rps'] / floor:.3f}x" if floor and not label.startswith("floor") else ""
         target = {"inline/vignette": ">= 0.25x floor", "inline/synthea": ">= 0.3x floor"}.get(label, "")
         if label == "redis/vignette-varied":
-            target = f">= inline ({figures['rps'] / t['inline/vignette']['rps']:.2f}x inline)"
+            same = t.get("inline/vignette-varied", t["inline/vignette"])
+            target = f">= inline, varied ({figures['rps'] / same['rps']:.2f}x inline varied)"
         if label == "auth-on/vignette":
             target = f"{figures['rps'] / t['inline/vignette']['rps']:.2f}x inline"
         bad = f" ({figures['non_2xx']} non-2xx)" if figures["non_2xx"] else ""

@@ -1,6 +1,6 @@
 """Soak: minutes of mixed traffic against hofhir under gunicorn, with memory per process at start and end.
 
-    python benchmarks/soak.py [--seconds 300] [--clients 4] [--redis-url redis://127.0.0.1:6379/15]
+    python benchmarks/soak.py [--seconds 300] [--clients 4] [--redis-url redis://127.0.0.1:6379/15] [--set HOFHIR_X=V]
 
 Starts gunicorn with the production config (cds_hooks/gunicorn_conf.py: 2 workers x 4 threads) on a free
 loopback port, JWT checks off, embedded mode unless --redis-url is given. Clients send, in a fixed rotation:
@@ -105,8 +105,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--redis-url", default="")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="HOFHIR_X=VALUE", help="a setting for the service"
+    )
     args = parser.parse_args()
     env = {"HOFHIR_AUTH": "off", "HOFHIR_LOG_LEVEL": "WARNING"}
+    env |= dict(item.split("=", 1) for item in args.set)
     if args.redis_url:
         env["HOFHIR_REDIS_URL"] = args.redis_url
     hooks = []

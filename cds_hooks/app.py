@@ -54,7 +54,11 @@ def create_app(
     k = knowledge or knowledge_at(settings.knowledge)
     # The one Redis adapter of this process (or the embedded cache). A call to it (replay check, run-ahead
     # cache) waits at most half the hook's deadline: a hung Redis costs an answer's fallback, not seconds.
-    store = open_store(settings.redis_url, timeout_s=min(0.5, settings.deadline_ms / 2000))
+    store = open_store(
+        settings.redis_url,
+        timeout_s=min(0.5, settings.deadline_ms / 2000),
+        max_entries=settings.store_max_entries,
+    )
     if evaluator is None:
         evaluator = _default_evaluator(settings, k, store)
     if not settings.redis_url:

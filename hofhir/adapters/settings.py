@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     fetch_timeout_ms: int = Field(250, ge=1)  # one FHIR fetch attempt when prefetch is absent
     deadline_fallback: Literal["inline", "empty"] = "inline"  # past the worker wait: inline evaluation or no cards
     run_ahead_ttl_s: int = Field(120, ge=0)
+    # Embedded mode: entries the in-process store keeps (card index, feedback, de-duplication) before the least
+    # recently used goes; ~400 bytes a card-index entry (benchmarks/store.py), so about 80 MB when full.
+    store_max_entries: int = Field(200_000, ge=1000)
     # Redis mode: fewer relevant resources + draft orders than this are evaluated inline (cds_hooks/dispatch.py)
     worker_min_resources: int = Field(5000, ge=0)
     dispatch_threads: int = Field(16, ge=1)  # per web process: hook calls waiting on Redis/a worker at once

@@ -141,6 +141,7 @@ class Settings(BaseSettings):
     task_time_limit_s: int = Field(120, ge=1)
     max_deliveries: int = Field(3, ge=0)  # 0: every delivery is one too many (tests)
     soft_shutdown_s: int = Field(25, ge=0)
+    shutdown_grace_s: int = Field(5, ge=0)  # after the soft shutdown the worker exits anyway (broker hung or gone)
     worker_heartbeat_dir: str = "/tmp/hofhir"  # noqa: S108 - an emptyDir in Kubernetes
     worker_metrics_port: int | None = None
 

@@ -215,15 +215,6 @@ def _json_logging(loglevel: Any = None, **_: Any) -> None:
 _shutdown_watchdog: list[threading.Thread] = []
 
 
-def _seconds(name: str, default: float) -> float:
-    """A duration from the environment, read when the worker stops (a bad value: the default, as a stop
-    must never fail)."""
-    try:
-        return max(0.0, float(os.environ.get(name, "") or default))
-    except ValueError:
-        return default
-
-
 def _exit_in_time() -> None:
     """A bounded stop: Celery's own shutdown closes the broker connections politely, and with the broker
     hung (SIGSTOP, a partition) or gone each close, restore and reconnect waits on sockets and retries;
@@ -233,7 +224,9 @@ def _exit_in_time() -> None:
     the broker answers the soft shutdown's requeue, else after the visibility timeout)."""
     if _shutdown_watchdog:
         return
-    limit = _seconds("HOFHIR_SOFT_SHUTDOWN_S", 25.0) + _seconds("HOFHIR_SHUTDOWN_GRACE_S", 5.0)
+    # A stop must never fail: without a configured context (a bare Celery start) the defaults apply.
+    s = _context.settings if _context is not None else None
+    limit = float(s.soft_shutdown_s + s.shutdown_grace_s) if s is not None else 30.0
 
     def expire() -> None:
         time.sleep(limit)

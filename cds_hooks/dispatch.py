@@ -42,17 +42,15 @@ log = logging.getLogger("hofhir.dispatch")
 # 5,000 (~0.05 ms each). The worker is never faster for the caller: it only takes CPU off the web
 # process. So only requests whose inline evaluation takes a sizeable share of the deadline (5,000
 # resources: ~50 ms, a seventh of the default 350 ms) go to workers, and only while the measured worker
-# cost for that size still fits in the time left.
-DEFAULT_WORKER_MIN_RESOURCES = 5000
+# cost for that size still fits in the time left (Settings.worker_min_resources, default 5,000).
 # Starting estimates (seconds per resource), refined from what this process measures.
 INLINE_S_PER_RESOURCE = 0.00001
 WORKER_S_PER_RESOURCE = 0.00005
 WORKER_FIXED_S = 0.005
 # How long a broker found unreachable is skipped (calls evaluate inline at once in that time).
 BROKER_BACKOFF_S = 5.0
-# Dispatch threads per web process: the most hook calls that can wait on Redis at the same time. A call
-# that finds them all busy (Redis hung, every thread waiting out its deadline) falls back at once.
-DEFAULT_MAX_IN_FLIGHT = 16
+# Dispatch threads per web process (Settings.dispatch_threads): the most hook calls that can wait on Redis
+# at the same time. A call that finds them all busy (Redis hung, every thread waiting) falls back at once.
 # Never give a Redis socket less than this (a zero timeout would mean non-blocking, None forever).
 MIN_SOCKET_TIMEOUT_S = 0.005
 
@@ -118,12 +116,6 @@ class InlineEvaluator:
         return Outcome(evaluate(inputs, now, self.knowledge), "inline")
 
 
-def _setting(settings: Any, name: str, default: int) -> int:
-    """A dispatch setting from the one Settings (a default for settings objects without the field)."""
-    value = getattr(settings, name, None)
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
 def request_size(inputs: ClinicalInput) -> int:
     """What a request costs to evaluate grows with this: the relevant resources and the draft orders."""
     return len(inputs.resources) + len(inputs.draft_orders)
@@ -147,9 +139,9 @@ class WorkerEvaluator:
         self.settings = settings
         self.knowledge = knowledge
         self.store = store  # kept for callers; the cache goes through `self.probe`, whose timeouts we set
-        self.cache_ttl_s = _setting(settings, "run_ahead_ttl_s", 120)
-        self.min_resources = _setting(settings, "worker_min_resources", DEFAULT_WORKER_MIN_RESOURCES)
-        in_flight = max(1, _setting(settings, "dispatch_threads", DEFAULT_MAX_IN_FLIGHT))
+        self.cache_ttl_s = settings.run_ahead_ttl_s
+        self.min_resources = settings.worker_min_resources
+        in_flight = settings.dispatch_threads
         self.broker_down_until = 0.0
         self.warned: dict[str, float] = {}
         self.celery = publisher(settings)

@@ -88,7 +88,7 @@ def run_hook_call(
         return _missed(service, started, "evaluation", log)
     response = render_response(outcome.evaluation.guidance, base_url)
     cards: list[dict[str, Any]] = response["cards"]
-    if not _remember_cards(s, service.id, cards, deadline):
+    if not remember_cards(s, service.id, cards, deadline):
         log["card_index_lost"] = True
     for card in cards:
         metrics.CARDS.labels(topic=card["source"]["topic"]["code"], indicator=card["indicator"]).inc()
@@ -105,7 +105,7 @@ def _missed(service: CdsService, started: float, stage: str, log: dict[str, Any]
     return HookAnswer({"cards": []}, path, log | {"cards": 0, "path": path})
 
 
-def _remember_cards(s: ServiceState, service_id: str, cards: list[dict[str, Any]], deadline: float) -> bool:
+def remember_cards(s: ServiceState, service_id: str, cards: list[dict[str, Any]], deadline: float) -> bool:
     """Card uuid -> topic, so feedback (which names only the uuid) can be counted per topic. One round trip,
     waited for only until the deadline: a slow or hung store loses the index entries, never the answer."""
     entries = {card_key(service_id, card["uuid"]): card["source"]["topic"]["code"] for card in cards}

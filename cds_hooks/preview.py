@@ -7,7 +7,6 @@ EHR would show around the cards: the patient banner and the HO timeline.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from datetime import UTC, date, datetime
 from typing import Any
@@ -18,13 +17,12 @@ from flask import request
 from cds_hooks import examples
 from cds_hooks.cards import render_response
 from cds_hooks.errors import HttpError
-from cds_hooks.hook_call import card_key
+from cds_hooks.hook_call import remember_cards
 from cds_hooks.prefetch import DeadlineMissed, resolve_prefetch
 from cds_hooks.render_html import cards_html
 from cds_hooks.timeline_svg import render
 from cds_hooks.validation import check_request
 from cds_hooks.web import ServiceState, authenticate, read_json
-from hofhir.adapters.store import StoreUnavailable
 from hofhir.clinical.evaluate import SUPPORTED_HOOKS, evaluate
 from hofhir.clinical.facts import build_facts
 from hofhir.clinical.timeline import build_timeline, quiet_reason
@@ -131,10 +129,8 @@ def evaluate_request(s: ServiceState, req: dict[str, Any], now: datetime, base_u
     except InputError as exc:
         raise HttpError(400, str(exc)) from exc
     response = render_response(evaluation.guidance, base_url)
-    # The card index feedback counts by (as a hook call keeps it); a store that is down loses it, not the preview.
-    entries = {card_key(service_id, c["uuid"]): c["source"]["topic"]["code"] for c in response["cards"]}
-    with contextlib.suppress(StoreUnavailable):
-        s.store.put_many(entries, s.settings.card_index_ttl_s, timeout_s=PREFETCH_BUDGET_S)
+    # The card index feedback counts by, kept as a hook call keeps it (a store that is down loses it, not the preview).
+    remember_cards(s, service_id, response["cards"], time.monotonic() + PREFETCH_BUDGET_S)
     timeline = build_timeline(build_facts(inputs, s.knowledge, now), evaluation, s.knowledge)
     return {
         "service": service_id,

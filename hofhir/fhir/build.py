@@ -143,13 +143,6 @@ def service_request_template(
     return Template.make("ServiceRequest", data)
 
 
-def service_request(
-    codings: list[dict[str, str]], text: str, patient_id: str | None, reason: str, category: str | None = None
-) -> dict[str, Any]:
-    key = tuple((c["system"], c["code"], c["display"]) for c in codings)
-    return service_request_template(key, text, category).fill(patient_id, reason)
-
-
 def order_template(name: str) -> Template:
     """The template of one of the fixed ORDERS."""
     codings, text, category = ORDERS[name]

@@ -93,11 +93,12 @@ def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None =
     order_hook = inputs.hook in ORDER_HOOKS
     suspected = None if order_hook else diagnosis.suspicion(facts, k, now)
     window = relevance.relevance(facts, k, now, suspected is not None)
-    drafts = _draft_orders(inputs, k) if order_hook else []
+    session = _session_drafts(inputs, k) if order_hook else []
+    drafts = _draft_orders(inputs, session)
     if inputs.hook in CHART_HOOKS:
         findings = _chart_findings(facts, assessment, k, now, suspected)
     elif order_hook:
-        findings = _order_findings(facts, drafts, _session_drafts(inputs, k), k, now)
+        findings = _order_findings(facts, drafts, session, k, now)
     else:
         findings = _discharge_findings(facts, assessment, k)
     allowed = HOOK_TOPICS[inputs.hook]
@@ -229,9 +230,13 @@ def relevant_drafts(inputs: ClinicalInput) -> list[dict[str, Any]]:
     ]
 
 
-def _draft_orders(inputs: ClinicalInput, k: Knowledge) -> list[tuple[dict[str, Any], set[str]]]:
-    """Draft orders with the value sets they fall in."""
-    return [(order, relevant_sets(order, k.terminology)) for order in relevant_drafts(inputs)]
+def _draft_orders(
+    inputs: ClinicalInput, session: list[tuple[dict[str, Any], set[str]]]
+) -> list[tuple[dict[str, Any], set[str]]]:
+    """The drafts the hook is about (order-select: the selected ones), with their value sets: a subset of the
+    session's drafts, already matched against the terminology once."""
+    about = {id(order) for order in relevant_drafts(inputs)}
+    return [(order, sets) for order, sets in session if id(order) in about]
 
 
 def _session_drafts(inputs: ClinicalInput, k: Knowledge) -> list[tuple[dict[str, Any], set[str]]]:

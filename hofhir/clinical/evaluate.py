@@ -168,7 +168,7 @@ def no_cards_message(evaluation: Evaluation, knowledge: Knowledge | None = None)
     if template is None:
         return code
     window = evaluation.trace.get("relevanceWindow") or {}
-    return str(template).format(days=window.get("windowDays", k.param("relevance", "window_days")))
+    return str(template).format(days=window.get("windowDays", relevance.window_days(k)))
 
 
 def _no_cards_reason(

@@ -6,7 +6,7 @@ draws it (cds_hooks/timeline_svg.py); the CLI and the preview page say it in wor
 What it holds (ho-rules-v1 §2-§7):
 - index events per population, each with the weeks 2-12 band of greatest attention (D-01, D-04) and the
   12-month surveillance window (D-02);
-- the relevance window of §3a (1.1): the last `relevance_window_days` before now, and whether the patient
+- the relevance window of §3a (1.1): the last `[relevance] window_days` before now, and whether the patient
   is inside it;
 - lab series (ALP, calcium, temperature, GCS) with their reference ranges;
 - signs with onset and resolution; imaging and duplex studies; procedures (THA, ORIF, excision,
@@ -22,6 +22,7 @@ from typing import Any
 from hofhir.clinical.evaluate import Evaluation, no_cards_message
 from hofhir.clinical.facts import Entry, PatientFacts
 from hofhir.clinical.model import Population
+from hofhir.clinical.rules.relevance import window_days
 from hofhir.fhir.dates import ensure_aware
 from hofhir.knowledge import Knowledge
 
@@ -261,11 +262,6 @@ def _num(value: float | None) -> str:
     return "?" if value is None else f"{value:g}"
 
 
-def relevance_window_days(k: Knowledge) -> int:
-    """ho-rules-v1 §3a (1.1): the length of the relevance window, the rules' own parameter."""
-    return int(k.param("relevance", "window_days"))
-
-
 def _event(lane: str, entry: Entry, now: datetime) -> Event | None:
     if entry.when is None:
         return None
@@ -286,7 +282,7 @@ def build_timeline(facts: PatientFacts, evaluation: Evaluation, k: Knowledge) ->
     attention_from = timedelta(days=k.window("surveillance_start_days"))
     attention_to = timedelta(days=k.window("greatest_attention_end_days"))
     window_to = timedelta(days=k.window("surveillance_end_days"))
-    relevance_days = relevance_window_days(k)
+    relevance_days = window_days(k)
     relevance = Band(now - timedelta(days=relevance_days), now, f"relevance window ({relevance_days} days, §3a)")
 
     marks: list[IndexMark] = []

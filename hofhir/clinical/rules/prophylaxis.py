@@ -13,7 +13,7 @@ from typing import Any
 
 from hofhir.clinical.facts import Entry, PatientFacts
 from hofhir.clinical.model import Factor, FactorStatus, Finding, Indicator, Population, RiskLevel, Suggestion, Topic
-from hofhir.clinical.rules.common import advice_lines, latest_procedure, override, say
+from hofhir.clinical.rules.common import advice_lines, latest_procedure, override, recent_since, say
 from hofhir.clinical.rules.nsaid_screen import Decision, Drafts, NsaidScreen, screen_nsaid
 from hofhir.clinical.rules.risk import tha_factors, tha_level
 from hofhir.fhir import build
@@ -36,10 +36,6 @@ def _given_since(facts: PatientFacts, since: datetime | None, concepts: tuple[st
         for e in facts.of(*concepts)
         if e.active or (e.when is not None and (since is None or e.when >= since - margin) and e.when <= now + margin)
     ]
-
-
-def _recent(k: Knowledge, now: datetime) -> datetime:
-    return now - timedelta(days=k.window("medication_recent_days"))
 
 
 def drafted_nsaids(drafts: Drafts) -> list[dict[str, Any]]:
@@ -88,7 +84,7 @@ def _plan(
     advice: list[str] = []
     reasons: list[str] = []
     cautions: list[str] = []
-    recent = _recent(k, now)
+    recent = recent_since(now, k.window("medication_recent_days"))
     withheld = screen.decision is Decision.NOT_SUGGESTED
     # The regimen's start ("from post-operative day 1") is said only while it holds (§6, 1.1).
     start_by = int(k.param("prophylaxis", "indomethacin_start_by_day"))
@@ -197,7 +193,7 @@ def tha_order(
             priority=1,
         )
     plan = _plan(facts, k, now, say(k, "prophylaxis", "reason_tha_order"), screen, None)
-    if _given_since(facts, _recent(k, now), PROPHYLAXIS_SETS, now):
+    if _given_since(facts, recent_since(now, k.window("medication_recent_days")), PROPHYLAXIS_SETS, now):
         reasons.append(say(k, "prophylaxis", "already_on_record"))
     if not plan.nsaid_withheld:
         summary_key = "prophylaxis_tha"

@@ -90,17 +90,18 @@ def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None =
     facts = build_facts(inputs, k, now)
     pictures.derive_populations(facts, k)
     assessment = risk.assess(facts, k, now)
+    assessed = risk.risk_finding(assessment, k)  # the ho-risk card's content, for the chart hooks and the trace
     order_hook = inputs.hook in ORDER_HOOKS
     suspected = None if order_hook else diagnosis.suspicion(facts, k, now)
     window = relevance.relevance(facts, k, now, suspected is not None)
     session = _session_drafts(inputs, k) if order_hook else []
     drafts = _draft_orders(inputs, session)
     if inputs.hook in CHART_HOOKS:
-        findings = _chart_findings(facts, assessment, k, now, suspected)
+        findings = _chart_findings(facts, assessment, assessed, k, now, suspected)
     elif order_hook:
         findings = _order_findings(facts, drafts, session, k, now)
     else:
-        findings = _discharge_findings(facts, assessment, k)
+        findings = _discharge_findings(facts, assessment, assessed, k)
     allowed = HOOK_TOPICS[inputs.hook]
     findings = [f for f in findings if f.topic in allowed]
     withheld: list[dict[str, str]] = []
@@ -122,7 +123,6 @@ def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None =
     if facts.deceased:
         findings = []
     guidance = combine(findings, k)
-    assessed = risk.risk_finding(assessment, k)
     trace = {
         "knowledgeVersion": k.version,
         "now": now.isoformat(),
@@ -193,12 +193,13 @@ def _no_cards_reason(
 def _chart_findings(
     facts: PatientFacts,
     assessment: risk.RiskAssessment,
+    assessed: Finding | None,
     k: Knowledge,
     now: datetime,
     suspected: diagnosis.Suspicion | None,
 ) -> list[Finding]:
     findings: list[Finding | None] = [
-        risk.risk_finding(assessment, k),
+        assessed,
         diagnosis.surveillance(facts, assessment, k, now, suspected),
     ]
     if suspected is not None:
@@ -272,6 +273,8 @@ def _order_findings(
     return findings
 
 
-def _discharge_findings(facts: PatientFacts, assessment: risk.RiskAssessment, k: Knowledge) -> list[Finding]:
-    findings = [risk.risk_finding(assessment, k), rehab.education(facts, assessment, k)]
+def _discharge_findings(
+    facts: PatientFacts, assessment: risk.RiskAssessment, assessed: Finding | None, k: Knowledge
+) -> list[Finding]:
+    findings = [assessed, rehab.education(facts, assessment, k)]
     return [f for f in findings if f is not None]

@@ -82,7 +82,7 @@ def sizes(args: argparse.Namespace) -> None:
         worker = Worker({"HOFHIR_REDIS_URL": broker.url, "HOFHIR_WORKER_CONCURRENCY": "1"}, "sizes")
         try:
             worker.wait_ready()
-            remote = WorkerEvaluator(Settings(redis_url=broker.url, auth=False), k, None)
+            remote = WorkerEvaluator(Settings(redis_url=broker.url, auth=False), k)
             print(f"{'resources':>9} {'inline ms':>10} {'worker ms':>10}  (median of {args.rounds})")
             for n in (10, 100, 500, 1000, 2000, 5000):
                 inline: list[float] = []

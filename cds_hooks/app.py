@@ -60,7 +60,7 @@ def create_app(
         max_entries=settings.store_max_entries,
     )
     if evaluator is None:
-        evaluator = _default_evaluator(settings, k, store)
+        evaluator = _default_evaluator(settings, k)
     if not settings.redis_url:
         # The embedded mode runs Subscription write-back in this process: the tasks get the same settings.
         from hofhir.worker.app import configure
@@ -146,13 +146,13 @@ def warm_up(k: Knowledge) -> None:
         evaluate(from_resources(resources, k.terminology, hook, "warm-up"), datetime(2026, 2, 1, tzinfo=UTC), k)
 
 
-def _default_evaluator(settings: Settings, k: Knowledge, store: Store) -> Evaluator:
+def _default_evaluator(settings: Settings, k: Knowledge) -> Evaluator:
     if not settings.redis_url:
         log.info("embedded mode: no HOFHIR_REDIS_URL, evaluations run in this process")
         return InlineEvaluator(k)
     from cds_hooks.dispatch import WorkerEvaluator
 
-    return WorkerEvaluator(settings, k, store)
+    return WorkerEvaluator(settings, k)
 
 
 def _install_handlers(app: Flask) -> None:

@@ -27,7 +27,6 @@ import orjson
 
 from hofhir.adapters import metrics
 from hofhir.adapters.settings import Settings
-from hofhir.adapters.store import Store
 from hofhir.clinical.evaluate import Evaluation, active_drafts, evaluate, relevant_drafts
 from hofhir.fhir.read import ClinicalInput
 from hofhir.knowledge import Knowledge
@@ -135,10 +134,9 @@ class WorkerEvaluator:
       cost still fits in the deadline, never later than the deadline.
     """
 
-    def __init__(self, settings: Settings, knowledge: Knowledge, store: Store | None) -> None:
+    def __init__(self, settings: Settings, knowledge: Knowledge) -> None:
         self.settings = settings
         self.knowledge = knowledge
-        self.store = store  # kept for callers; the cache goes through `self.probe`, whose timeouts we set
         self.cache_ttl_s = settings.run_ahead_ttl_s
         self.min_resources = settings.worker_min_resources
         in_flight = settings.dispatch_threads

@@ -137,7 +137,7 @@ def test_a_finished_task_whose_push_was_lost_is_still_read_from_the_result_store
             self.forgotten = True
 
     with redis_server() as broker:
-        evaluator = WorkerEvaluator(Settings(redis_url=broker.url, auth=False), default_knowledge(), None)
+        evaluator = WorkerEvaluator(Settings(redis_url=broker.url, auth=False), default_knowledge())
         lost, never = Unpublished(), Unpublished()
         meta = {"status": "SUCCESS", "result": {"hook": "patient-view", "guidance": []}, "task_id": lost.id}
         redis.Redis.from_url(broker.url).set(f"celery-task-meta-{lost.id}", json.dumps(meta))

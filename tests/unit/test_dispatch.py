@@ -42,7 +42,7 @@ def test_below_the_threshold_a_request_is_evaluated_inline_without_redis(
     kb: knowledge.Knowledge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOFHIR_WORKER_MIN_RESOURCES", "10")
-    evaluator = WorkerEvaluator(Settings(redis_url=NOWHERE, auth=False), kb, None)
+    evaluator = WorkerEvaluator(Settings(redis_url=NOWHERE, auth=False), kb)
     outcome = evaluator.run(_inputs(kb, 5), NOW, 0.35)  # type: ignore[arg-type]
     assert outcome.path == "inline"
     assert evaluator.broker_down_until == 0.0, "no Redis call was made"
@@ -52,7 +52,7 @@ def test_a_heavy_request_a_worker_could_not_answer_in_time_is_evaluated_inline(
     kb: knowledge.Knowledge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOFHIR_WORKER_MIN_RESOURCES", "10")
-    evaluator = WorkerEvaluator(Settings(redis_url=NOWHERE, auth=False), kb, None)
+    evaluator = WorkerEvaluator(Settings(redis_url=NOWHERE, auth=False), kb)
     evaluator.worker_s_per_resource = 0.01  # as if measured: 20 resources would take 200 ms on a worker
     assert evaluator.run(_inputs(kb, 20), NOW, 0.1).path == "inline", "never slower than inline"
     assert evaluator.run(_inputs(kb, 20), NOW, 2.0).path == "worker-fallback-inline", "fits: tried, Redis down"
@@ -63,7 +63,7 @@ def test_with_every_dispatch_thread_busy_a_call_falls_back_at_once(
 ) -> None:
     monkeypatch.setenv("HOFHIR_WORKER_MIN_RESOURCES", "0")
     monkeypatch.setenv("HOFHIR_DISPATCH_THREADS", "1")
-    evaluator = WorkerEvaluator(Settings(redis_url=NOWHERE, auth=False, deadline_fallback="empty"), kb, None)
+    evaluator = WorkerEvaluator(Settings(redis_url=NOWHERE, auth=False, deadline_fallback="empty"), kb)
     assert evaluator.slots.acquire(blocking=False)  # the one thread is waiting on a hung Redis
     started = time.monotonic()
     outcome = evaluator.run(_inputs(kb, 3), NOW, 5.0)
@@ -74,7 +74,7 @@ def test_with_every_dispatch_thread_busy_a_call_falls_back_at_once(
 
 def test_a_redis_that_refuses_is_skipped_for_a_while(kb: knowledge.Knowledge, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOFHIR_WORKER_MIN_RESOURCES", "0")
-    evaluator = WorkerEvaluator(Settings(redis_url=NOWHERE, auth=False), kb, None)
+    evaluator = WorkerEvaluator(Settings(redis_url=NOWHERE, auth=False), kb)
     first = evaluator.run(_inputs(kb, 3), NOW, 5.0)
     assert first.path == "worker-fallback-inline"
     assert evaluator.broker_down_until > time.monotonic()

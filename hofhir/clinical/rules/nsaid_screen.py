@@ -112,11 +112,14 @@ class _Screen:
         self.p = _Params.of(k)
         self.findings: list[ScreenFinding] = []
         self.unchecked: list[str] = []
+        self.thresholds = self._thresholds()
 
     def add(self, code: str, effect: Effect, rules: tuple[str, ...], key: str, **fields: Any) -> None:
-        self.findings.append(ScreenFinding(code, effect, rules, say(self.k, "nsaid_screen", key, **fields)))
+        """One finding; its text may name any threshold of the screen as well as its own fields."""
+        text = say(self.k, "nsaid_screen", key, **(self.thresholds | fields))
+        self.findings.append(ScreenFinding(code, effect, rules, text))
 
-    def fields(self) -> dict[str, Any]:
+    def _thresholds(self) -> dict[str, Any]:
         p = self.p
         return {
             "min_age": p.min_age,
@@ -133,7 +136,7 @@ class _Screen:
         age = self.facts.age_on(self.now)
         if age is None:
             self.unchecked.append("age")
-            self.add("age_unknown", Effect.CAUTION, ("LIT-BEERS-INDOMETHACIN",), "age_unknown", **self.fields())
+            self.add("age_unknown", Effect.CAUTION, ("LIT-BEERS-INDOMETHACIN",), "age_unknown")
         elif age >= self.p.min_age:
             birth = self.facts.birth_date.isoformat() if self.facts.birth_date else "?"
             self.add(
@@ -144,7 +147,6 @@ class _Screen:
                 age=age,
                 date=self.now.date().isoformat(),
                 birth_date=birth,
-                **self.fields(),
             )
 
     def kidney(self) -> None:
@@ -153,40 +155,17 @@ class _Screen:
         severe_found = False
         for e in f.recorded("kidney_severe"):
             if e.resource in aki:
-                if within_days(e.when, self.now, self.p.kidney_days) or (e.active and e.when is None):
-                    self.add(
-                        "kidney_severe",
-                        Effect.AVOID,
-                        ("LIT-BEERS-RENAL",),
-                        "aki",
-                        display=e.display,
-                        source=_since(e),
-                        **self.fields(),
-                    )
-                    severe_found = True
+                hit = within_days(e.when, self.now, self.p.kidney_days) or (e.active and e.when is None)
+                key, extra = "aki", {"source": _since(e)}
             elif e.resource_type == "Procedure":
-                if within_days(e.when, self.now, self.p.kidney_days):
-                    self.add(
-                        "kidney_severe",
-                        Effect.AVOID,
-                        ("LIT-BEERS-RENAL",),
-                        "dialysis_procedure",
-                        display=e.display,
-                        resource=e.resource,
-                        date=_date(e.when),
-                        **self.fields(),
-                    )
-                    severe_found = True
-            elif e.resource_type == "Condition" and e.active:
-                self.add(
-                    "kidney_severe",
-                    Effect.AVOID,
-                    ("LIT-BEERS-RENAL",),
-                    "kidney_severe",
-                    display=e.display,
-                    source=_since(e),
-                    **self.fields(),
-                )
+                hit = within_days(e.when, self.now, self.p.kidney_days)
+                key, extra = "dialysis_procedure", {"resource": e.resource, "date": _date(e.when)}
+            elif e.resource_type == "Condition":
+                hit, key, extra = e.active, "kidney_severe", {"source": _since(e)}
+            else:
+                continue
+            if hit:
+                self.add("kidney_severe", Effect.AVOID, ("LIT-BEERS-RENAL",), key, display=e.display, **extra)
                 severe_found = True
         moderate = [e for e in f.recorded("kidney_moderate") if e.resource_type == "Condition" and e.active]
         egfr_known = self.egfr()
@@ -199,7 +178,6 @@ class _Screen:
                 "kidney_moderate",
                 display=e.display,
                 source=_since(e),
-                **self.fields(),
             )
         if not (egfr_known or severe_found or moderate):
             self.unchecked.append("kidney_function")
@@ -271,7 +249,7 @@ class _Screen:
                         display=last.display,
                         date=_date(last.when),
                         resource=last.resource,
-                        **self.fields(),
+                        **self.thresholds,
                     )
         if value is None:
             if why_unknown:
@@ -280,9 +258,9 @@ class _Screen:
                 return True  # something is said about kidney function; the generic line is not needed
             return False
         if value < self.p.egfr_avoid_below:
-            self.add("egfr_severe", Effect.AVOID, rules, "egfr_severe", egfr=source, **self.fields())
+            self.add("egfr_severe", Effect.AVOID, rules, "egfr_severe", egfr=source)
         elif value < self.p.egfr_caution_below:
-            self.add("egfr_moderate", Effect.CAUTION, rules, "egfr_moderate", egfr=source, **self.fields())
+            self.add("egfr_moderate", Effect.CAUTION, rules, "egfr_moderate", egfr=source)
         return True
 
     def _dated(self, concept: str) -> list[Measurement]:
@@ -298,9 +276,7 @@ class _Screen:
                 key = "ulcer_recent"
             else:
                 continue
-            self.add(
-                "ulcer", Effect.AVOID, ("LIT-BEERS-ULCER",), key, display=e.display, source=_since(e), **self.fields()
-            )
+            self.add("ulcer", Effect.AVOID, ("LIT-BEERS-ULCER",), key, display=e.display, source=_since(e))
 
     def heart_failure(self) -> None:
         for e in self.facts.recorded("heart_failure"):
@@ -312,7 +288,6 @@ class _Screen:
                     "heart_failure",
                     display=e.display,
                     source=_since(e),
-                    **self.fields(),
                 )
 
     def acetabular(self) -> None:
@@ -330,7 +305,6 @@ class _Screen:
                 "nonunion_long_bone",
                 display=e.display,
                 source=_since(e),
-                **self.fields(),
             )
         else:
             self.add(
@@ -338,7 +312,6 @@ class _Screen:
                 Effect.CAUTION,
                 ("LIT-NONUNION-ACETABULUM", "LIT-ACETABULAR-NO-BENEFIT"),
                 "nonunion_acetabulum",
-                **self.fields(),
             )
 
     def bleeding(self, drafts: Drafts) -> None:

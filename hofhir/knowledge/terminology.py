@@ -66,6 +66,18 @@ def _icd_stem(code: str) -> str | None:
     return None
 
 
+# Distinct codings and texts each terminology remembers the matches of, and the longest text remembered.
+MEMO_ENTRIES = 4096
+MEMO_TEXT_CHARS = 512
+_NONE: frozenset[str] = frozenset()
+
+
+def _remember(memo: dict[Any, frozenset[str]], key: Any, found: frozenset[str]) -> None:
+    if len(memo) >= MEMO_ENTRIES:
+        memo.clear()
+    memo[key] = found
+
+
 @dataclass
 class ValueSet:
     name: str
@@ -92,11 +104,28 @@ class Terminology:
             for prefix in vs.prefixes:
                 self._prefix.setdefault(prefix, set()).add(vs.name)
         self._named = [vs for vs in self.valuesets.values() if vs.name_pattern is not None]
+        # The same few codes and texts come in call after call: each is matched once per terminology and
+        # remembered (bounded; a full table starts again, so odd input cannot grow it without limit).
+        self._coding_memo: dict[tuple[str | None, str], frozenset[str]] = {}
+        self._text_memo: dict[str, frozenset[str]] = {}
 
     def sets_for_coding(self, system: str | None, code: str | None) -> set[str]:
         """Names of the value sets a single coding belongs to."""
+        return set(self._coding(system, code))
+
+    def _coding(self, system: object, code: object) -> frozenset[str]:
         if not code or not isinstance(code, str):
-            return set()
+            return _NONE
+        if system is not None and not isinstance(system, str):
+            return self._match_coding(system, code)  # a client's odd JSON: not worth remembering
+        key = (system, code)
+        found = self._coding_memo.get(key)
+        if found is None:
+            found = self._match_coding(system, code)
+            _remember(self._coding_memo, key, found)
+        return found
+
+    def _match_coding(self, system: object, code: str) -> frozenset[str]:
         sys = canonical_system(system)
         norm = normalise_code(sys, code)
         found = set(self._exact.get((sys, norm), ()))
@@ -105,7 +134,7 @@ class Terminology:
                 found |= self._prefix.get(norm[:end], set())
         if found:
             found = {name for name in found if not self._excluded(self.valuesets[name], sys, norm)}
-        return found
+        return frozenset(found)
 
     @staticmethod
     def _excluded(vs: ValueSet, system: str, code: str) -> bool:
@@ -117,12 +146,18 @@ class Terminology:
         """Value sets whose names occur in free text (medication names, order texts)."""
         if not text:
             return set()
-        wanted = set(only) if only is not None else None
-        return {
-            vs.name
-            for vs in self._named
-            if (wanted is None or vs.name in wanted) and vs.name_pattern is not None and vs.name_pattern.search(text)
-        }
+        found = self._text(text)
+        return set(found) if only is None else set(only) & found
+
+    def _text(self, text: str) -> frozenset[str]:
+        found = self._text_memo.get(text)
+        if found is None:
+            found = frozenset(
+                vs.name for vs in self._named if vs.name_pattern is not None and vs.name_pattern.search(text)
+            )
+            if len(text) <= MEMO_TEXT_CHARS:
+                _remember(self._text_memo, text, found)
+        return found
 
     def sets_for_concept(self, concept: Any, use_text: bool = False) -> set[str]:
         """Value sets a CodeableConcept (as a dict) belongs to, by any coding (and by text if asked)."""
@@ -134,7 +169,7 @@ class Terminology:
         if isinstance(codings, list):
             for coding in codings:
                 if isinstance(coding, dict):
-                    found |= self.sets_for_coding(coding.get("system"), coding.get("code"))
+                    found |= self._coding(coding.get("system"), coding.get("code"))
                     display = coding.get("display")
                     if use_text and isinstance(display, str):
                         texts.append(display)
@@ -142,7 +177,8 @@ class Terminology:
         if use_text and isinstance(text, str):
             texts.append(text)
         for t in texts:
-            found |= self.sets_for_text(t)
+            if t:
+                found |= self._text(t)
         return found
 
     def codes(self, name: str) -> set[tuple[str, str]]:

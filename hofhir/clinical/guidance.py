@@ -91,6 +91,17 @@ def _shorten(summary: str) -> str:
 QUOTES_PER_ITEM = 2
 
 
+def _evidence_section(k: Knowledge, rules: tuple[str, ...]) -> str:
+    """The card's **Evidence** part for these rule IDs ("" when none is cited): the same few rule sets come
+    up call after call, so each is written once per knowledge value."""
+    return k.derive(("evidence-section", rules), lambda: _write_evidence(k, rules))
+
+
+def _write_evidence(k: Knowledge, rules: tuple[str, ...]) -> str:
+    lines = _evidence_lines(k, rules)
+    return "**Evidence**\n\n" + "\n".join(lines) if lines else ""
+
+
 def _evidence_lines(k: Knowledge, rules: tuple[str, ...]) -> list[str]:
     """One line per cited ID; each distinct quote is printed once per card, even when several IDs share it."""
     lines: list[str] = []
@@ -168,8 +179,10 @@ def _detail(group: list[Finding], rules: tuple[str, ...], k: Knowledge) -> str:
     cautions = [c for f in group for c in f.cautions]
     if cautions:
         parts.append("**Caution**\n\n" + "\n".join(f"- {md(c)}" for c in dict.fromkeys(cautions)))
-    evidence = _evidence_lines(k, rules)
+    evidence = _evidence_section(k, rules)
     if evidence:
-        parts.append("**Evidence**\n\n" + "\n".join(evidence))
-    parts.append(f"*Advice only; it never blocks an order. Knowledge base {md(k.version)}.*")
+        parts.append(evidence)
+    parts.append(
+        k.derive("advice-footer", lambda: f"*Advice only; it never blocks an order. Knowledge base {md(k.version)}.*")
+    )
     return "\n\n".join(parts)

@@ -12,10 +12,11 @@ import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hofhir.knowledge.terminology import ICD10CM, Terminology, ValueSet, canonical_system, normalise_code
 
@@ -28,6 +29,10 @@ FILES = (
     "ho-terminology.json",
     "cards.toml",
 )
+
+
+T = TypeVar("T")
+DERIVED_ENTRIES = 1024
 
 
 class KnowledgeError(ValueError):
@@ -57,6 +62,21 @@ class Knowledge:
     terminology: Terminology
     cards: dict[str, Any]
     location: str
+    # What is derived from this knowledge alone and asked for on every call (a card's evidence section for
+    # a set of rule IDs...), made on first use. Never copied by dataclasses.replace: a changed knowledge
+    # value starts with nothing derived.
+    derived: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def derive(self, key: Any, make: Callable[[], T]) -> T:
+        """`make()`, once per key for this knowledge value (at most DERIVED_ENTRIES keys are kept)."""
+        try:
+            found: T = self.derived[key]
+        except KeyError:
+            found = make()
+            if len(self.derived) >= DERIVED_ENTRIES:
+                self.derived.clear()
+            self.derived[key] = found
+        return found
 
     def param(self, section: str, key: str) -> Any:
         try:

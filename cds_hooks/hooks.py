@@ -23,8 +23,25 @@ def discovery() -> Response:
     return json_response({"services": [s.discovery() for s in state().services.values()]})
 
 
+# The URL the cards link back to, by what werkzeug builds it from (scheme, Host header, server address):
+# the same few hosts call again and again, and werkzeug rebuilds (and IRI-decodes) it on every request.
+# Bounded: a Host header is the client's.
+_BASE_URLS: dict[tuple[object, ...], str] = {}
+BASE_URL_ENTRIES = 64
+
+
 def _base_url() -> str:
-    return state().settings.public_url or request.host_url.rstrip("/")
+    public = state().settings.public_url
+    if public:
+        return public
+    key = (request.scheme, request.headers.get("Host"), request.server)
+    found = _BASE_URLS.get(key)
+    if found is None:
+        found = request.host_url.rstrip("/")
+        if len(_BASE_URLS) >= BASE_URL_ENTRIES:
+            _BASE_URLS.clear()
+        _BASE_URLS[key] = found
+    return found
 
 
 @blueprint.post("/cds-services/<service_id>")

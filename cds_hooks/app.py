@@ -177,7 +177,7 @@ def _install_handlers(app: Flask) -> None:
                 response.headers["Vary"] = "Origin"
         response.headers["X-Request-ID"] = g.get("request_id", "")
         endpoint = g.get("service_id") or (request.url_rule.rule if request.url_rule else "unmatched")
-        metrics.HTTP_REQUESTS.labels(service=endpoint, status=str(response.status_code)).inc()
+        metrics.child(metrics.HTTP_REQUESTS, endpoint, str(response.status_code)).inc()
         if request.path not in ("/healthz", "/readyz", "/metrics"):
             logs.request_line(request, response, g)
         return response

@@ -91,9 +91,9 @@ def run_hook_call(
     if not remember_cards(s, service.id, cards, deadline):
         log["card_index_lost"] = True
     for card in cards:
-        metrics.CARDS.labels(topic=card["source"]["topic"]["code"], indicator=card["indicator"]).inc()
+        metrics.child(metrics.CARDS, card["source"]["topic"]["code"], card["indicator"]).inc()
     log["cards"] = len(cards)
-    metrics.HOOK_LATENCY.labels(hook=service.hook).observe(time.perf_counter() - started)
+    metrics.child(metrics.HOOK_LATENCY, service.hook).observe(time.perf_counter() - started)
     return HookAnswer(response, outcome.path, log)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
@@ -13,6 +14,13 @@ def parse_when(value: Any) -> datetime | None:
     """A FHIR date, dateTime or instant as an aware UTC datetime; None for anything unreadable."""
     if not isinstance(value, str) or not value:
         return None
+    return _parse_when(value)
+
+
+# The same dates are read again and again (each resource by several rules, each chart on every call); a
+# datetime is immutable, so each distinct string is parsed once (bounded).
+@lru_cache(maxsize=8192)
+def _parse_when(value: str) -> datetime | None:
     m = _DATE.match(value)
     try:
         if m:

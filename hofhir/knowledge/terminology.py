@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -43,6 +44,11 @@ _SYSTEM_SYNONYMS: dict[str, str] = {
 def canonical_system(system: object) -> str:
     if not system or not isinstance(system, str):
         return ""
+    return _canonical_system(system)
+
+
+@lru_cache(maxsize=1024)  # a handful of system URIs, read for every coding of every resource
+def _canonical_system(system: str) -> str:
     system = system.strip()
     if system in ALIASES:
         return ALIASES[system]

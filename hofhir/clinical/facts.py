@@ -310,6 +310,7 @@ class _Builder:
         reasons: set[str] = set()
         for reason in resource.get("reasonCode") or []:
             reasons |= self.k.terminology.sets_for_concept(reason, use_text=True)
+        reason_sets = tuple(sorted(reasons))
         for concept in sorted(concepts):
             self.add(
                 Entry(
@@ -325,7 +326,7 @@ class _Builder:
                     site=site,
                     note=note,
                     verification=verification,
-                    reasons=tuple(sorted(reasons)),
+                    reasons=reason_sets,
                 )
             )
             if rtype == "Observation" and concept in MEASURED:
@@ -387,7 +388,8 @@ class _Builder:
         low, high = _lab_range(r)
         range_source = "lab" if (low is not None or high is not None) else ""
         unit_known = True
-        conversion = self.conversion(r, unit)
+        codes = self._loinc(r)  # read once for the three look-ups below
+        conversion = self.conversion(codes, unit)
         if conversion is not None:
             # ho-rules-v1 §4 (1.1): a unit the knowledge base converts (µkat/L -> U/L), range and all.
             factor, target = conversion
@@ -398,8 +400,8 @@ class _Builder:
             high = round(high * factor, 2) if high is not None else None
             unit = target
         if not range_source:
-            low, high, range_source = self.default_range(r, unit, when)
-            unit_known = self.unit_readable(r, unit)
+            low, high, range_source = self.default_range(codes, unit, when)
+            unit_known = self.unit_readable(codes, unit)
         self.facts.measurements.setdefault(concept, []).append(
             Measurement(
                 concept,
@@ -421,27 +423,24 @@ class _Builder:
     def _loinc(r: dict[str, Any]) -> set[str]:
         return {str(c.get("code")) for c in (r.get("code") or {}).get("coding") or [] if isinstance(c, dict)}
 
-    def conversion(self, r: dict[str, Any], unit: str) -> tuple[float, str] | None:
-        """(factor, target unit) when this result's unit is one the knowledge base converts."""
-        codes = self._loinc(r)
+    def conversion(self, codes: set[str], unit: str) -> tuple[float, str] | None:
+        """(factor, target unit) when this result's unit (its codes: `_loinc`) is one the knowledge base converts."""
         for spec in (self.k.parameters.get("unit_conversions") or {}).values():
             if codes & set(spec.get("loinc", [])) and unit in spec.get("factors", {}):
                 return float(spec["factors"][unit]), str(spec["to"])
         return None
 
-    def unit_readable(self, r: dict[str, Any], unit: str) -> bool:
+    def unit_readable(self, codes: set[str], unit: str) -> bool:
         """False when the knowledge base has a default range for this lab and cannot read its unit (§4 1.1)."""
-        codes = self._loinc(r)
         for spec in (self.k.parameters.get("reference_ranges") or {}).values():
             if codes & set(spec.get("loinc", [])):
                 return unit in spec.get("units", [])
         return True
 
     def default_range(
-        self, r: dict[str, Any], unit: str, when: datetime | None
+        self, codes: set[str], unit: str, when: datetime | None
     ) -> tuple[float | None, float | None, str]:
-        """The knowledge base's default range for this LOINC code and unit, adults only where it says so."""
-        codes = self._loinc(r)
+        """The knowledge base's default range for these LOINC codes and unit, adults only where it says so."""
         for spec in (self.k.parameters.get("reference_ranges") or {}).values():
             if not codes & set(spec.get("loinc", [])):
                 continue

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from hofhir.clinical.model import Finding, Indicator, OverrideReason, Population, Suggestion, Topic
 from hofhir.knowledge import Knowledge
 
@@ -141,10 +143,10 @@ def combine(findings: list[Finding], k: Knowledge) -> list[Guidance]:
             dict.fromkeys(p.value if isinstance(p, Population) else str(p) for f in group for p in f.populations)
         )
         suggestions: list[Suggestion] = []
-        seen_codes: set[str] = set()
+        seen_codes: set[bytes] = set()
         for f in group:
             for s in f.suggestions:
-                key = repr(s.resource.get("code") or s.resource.get("medicationCodeableConcept"))
+                key = orjson.dumps(s.resource.get("code") or s.resource.get("medicationCodeableConcept"))
                 if key not in seen_codes:
                     seen_codes.add(key)
                     suggestions.append(s)

@@ -12,7 +12,6 @@ import logging
 import os
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from cds_hooks import feedback, health, hooks, logs, notifications, pages
 from cds_hooks.auth import AuthError, ReplayStoreUnavailable, auth_settings, build_verifier
+from cds_hooks.cards import new_uuid
 from cds_hooks.dispatch import Evaluator, InlineEvaluator
 from cds_hooks.errors import HttpError
 from cds_hooks.services import catalogue
@@ -159,7 +159,7 @@ def _install_handlers(app: Flask) -> None:
     @app.before_request
     def _start() -> Response | None:
         g.started = time.perf_counter()
-        g.request_id = request.headers.get("X-Request-ID") or str(uuid.uuid4())
+        g.request_id = request.headers.get("X-Request-ID") or new_uuid()
         if request.method == "OPTIONS":  # CORS preflight: answered before auth, as browsers send no token
             return Response(status=204)
         return None

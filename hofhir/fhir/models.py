@@ -1,5 +1,8 @@
 """R4 validation with the fhir.resources R4B models (R4 data never goes through the default R5 models).
 
+A resource that `shapes.conforms` (a walk over the models' element table, no pydantic) passes is valid
+as it stands and is returned at once; only the rest is validated by the models, below.
+
 Reading is tolerant: an element the R4B model refuses (an unknown element, a vendor's stray field, an R5
 element in R4 data, a value of the wrong JSON type) is dropped and recorded, not the whole resource. A
 resource is unreadable only when what remains still does not validate (a required element missing or
@@ -23,8 +26,8 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from fhir.resources.R4B import get_fhir_model_class
-from pydantic import ValidationError
+
+from hofhir.fhir.shapes import conforms
 
 # What the rules read, and so what is worth validating.
 CLINICAL_TYPES = frozenset(
@@ -56,6 +59,9 @@ Path = tuple[str | int, ...]
 
 @lru_cache(maxsize=64)
 def _model(resource_type: str) -> Any:
+    # Imported on first use: data the element-table check passes never needs the models (nor pydantic).
+    from fhir.resources.R4B import get_fhir_model_class
+
     return get_fhir_model_class(resource_type)
 
 
@@ -133,6 +139,8 @@ def _key(resource: dict[str, Any]) -> bytes | None:
 
 def read_resource(resource: Any) -> Reading:
     """Validate `resource` as R4 (R4B models), dropping what the model refuses; never raises."""
+    if conforms(resource):
+        return Reading(resource, (), None)
     if not isinstance(resource, dict):
         return Reading(None, (), "not a JSON object")
     rtype = resource.get("resourceType")
@@ -160,6 +168,8 @@ def _read(model: Any, resource: dict[str, Any]) -> _Outcome:
     current = resource
     drops: list[Path] = []
     dropped: list[Dropped] = []
+    from pydantic import ValidationError
+
     for _ in range(MAX_ROUNDS):
         try:
             model.model_validate(current)

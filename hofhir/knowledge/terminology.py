@@ -79,6 +79,9 @@ class ValueSet:
     sources: dict[str, str] = field(default_factory=dict)  # "system|code" -> why it is here
 
 
+MEMO_SIZE = 16_384  # distinct (system, code) pairs remembered per terminology
+
+
 class Terminology:
     """All value sets, indexed for matching a coding against every set at once."""
 
@@ -92,11 +95,25 @@ class Terminology:
             for prefix in vs.prefixes:
                 self._prefix.setdefault(prefix, set()).add(vs.name)
         self._named = [vs for vs in self.valuesets.values() if vs.name_pattern is not None]
+        self._coding_memo: dict[tuple[str | None, str], frozenset[str]] = {}
 
-    def sets_for_coding(self, system: str | None, code: str | None) -> set[str]:
-        """Names of the value sets a single coding belongs to."""
-        if not code or not isinstance(code, str):
-            return set()
+    def sets_for_coding(self, system: Any, code: Any) -> frozenset[str]:
+        """Names of the value sets a single coding belongs to.
+
+        Remembered per (system, code): a chart repeats the same few codes, and the answer depends on
+        nothing else. Bounded: past MEMO_SIZE distinct codings it starts again.
+        """
+        if not code or not isinstance(code, str) or not (system is None or isinstance(system, str)):
+            return frozenset()
+        key = (system, code)
+        found = self._coding_memo.get(key)
+        if found is None:
+            if len(self._coding_memo) >= MEMO_SIZE:
+                self._coding_memo.clear()
+            found = self._coding_memo[key] = frozenset(self._sets_for_coding(system, code))
+        return found
+
+    def _sets_for_coding(self, system: str | None, code: str) -> set[str]:
         sys = canonical_system(system)
         norm = normalise_code(sys, code)
         found = set(self._exact.get((sys, norm), ()))

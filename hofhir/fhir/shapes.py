@@ -22,7 +22,7 @@ from typing import Any
 
 from hofhir.knowledge import r4b_shapes
 
-Check = Callable[[Any], bool]
+Check = Callable[[Any, int], bool]  # (value, depth of nesting) -> sure it is valid
 
 # Conservative forms: each accepts a subset of what the R4B types accept (see the module docstring),
 # written with str methods rather than regular expressions because they run for every element.
@@ -30,17 +30,20 @@ _INT32 = (-(2**31), 2**31 - 1)
 MAX_DEPTH = 24  # elements nested deeper than this (no real resource comes close) go to the models
 
 
-def _printable_ascii(value: Any) -> bool:
-    """A non-empty string of the characters ! to ~ and spaces (no tabs, newlines or other controls)."""
-    return type(value) is str and value != "" and value.isascii() and value.isprintable()
-
-
-def _code(value: Any) -> bool:
+def _code(value: Any, depth: int = 0) -> bool:
     # R4B code: ^[^\s]+(\s[^\s]+)*$ ; here printable ASCII without leading, trailing or double spaces.
-    return _printable_ascii(value) and value[0] != " " and value[-1] != " " and "  " not in value
+    return (
+        type(value) is str
+        and value != ""
+        and value.isascii()
+        and value.isprintable()
+        and value[0] != " "
+        and value[-1] != " "
+        and "  " not in value
+    )
 
 
-def _id(value: Any) -> bool:
+def _id(value: Any, depth: int = 0) -> bool:
     # R4B id: ^[A-Za-z0-9\-.]+$ , 1 to 255 characters; here at most 64 (FHIR's own limit).
     return (
         type(value) is str
@@ -50,64 +53,50 @@ def _id(value: Any) -> bool:
     )
 
 
-def _uri(value: Any) -> bool:
+def _uri(value: Any, depth: int = 0) -> bool:
     # R4B uri and canonical: the pattern \S* accepts any string; here printable ASCII without spaces.
-    return _printable_ascii(value) and " " not in value
+    return type(value) is str and value != "" and value.isascii() and value.isprintable() and " " not in value
 
 
-def _boolean(value: Any) -> bool:
+def _boolean(value: Any, depth: int = 0) -> bool:
     return type(value) is bool
 
 
 def _integer(low: int) -> Check:
-    def check(value: Any) -> bool:
+    def check(value: Any, depth: int = 0) -> bool:
         return type(value) is int and low <= value <= _INT32[1]
 
     return check
 
 
-def _never(value: Any) -> bool:
+def _never(value: Any, depth: int = 0) -> bool:
     return False
 
 
-# The R4B date, dateTime and instant forms in one simple expression; the ranges its digits may take are
-# checked after it. Subsets of fhir_core's patterns (recorded in the table as `patterns`; the tests
-# check every accepted value against them): at most six fraction digits, no leap second.
-_WHEN = re.compile(
-    r"[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2}))?)?)?"
-)
-_TIME = re.compile(r"[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?")
+# The R4B date, dateTime and instant forms with the ranges of their digits, as expressions that do not
+# backtrack (fhir_core's own patterns, recorded in the table as `patterns`, cost three times as much).
+# Each accepts a subset of fhir_core's (the tests check every accepted value against them): at most six
+# fraction digits, no leap second; days 29-31 are then checked against the calendar.
+_Y, _M, _D = r"(?!0000)[0-9]{4}", r"(?:0[1-9]|1[0-2])", r"(?:0[1-9]|[12][0-9]|3[01])"
+_T = r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?(?:Z|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
+_DATE = re.compile(rf"{_Y}(?:-{_M}(?:-{_D})?)?")
+_DATETIME = re.compile(rf"{_Y}(?:-{_M}(?:-{_D}(?:{_T})?)?)?")
+_INSTANT = re.compile(rf"{_Y}-{_M}-{_D}{_T}")
+_TIME = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?")
 _DECIMAL_INT = 10**300
 _DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-_YEAR, _MONTH, _DAY, _SECOND = 1, 2, 3, 4  # how precise a date is
 
 
-def _when(value: Any, least: int, most: int) -> bool:
-    """A date/dateTime/instant of a precision between `least` and `most`, naming a real day and time."""
-    if type(value) is not str or _WHEN.fullmatch(value) is None:
+def _when(value: Any, form: re.Pattern[str]) -> bool:
+    if type(value) is not str or form.fullmatch(value) is None:
         return False
-    size = len(value)
-    precision = _YEAR if size == 4 else _MONTH if size == 7 else _DAY if size == 10 else _SECOND
-    if precision < least or precision > most or value[:4] == "0000":
-        return False
-    if precision >= _MONTH and not "01" <= value[5:7] <= "12":
-        return False
-    if precision >= _DAY and (value[8:10] == "00" or not _real_day(value)):
-        return False
-    if precision == _SECOND:
-        if value[11:13] > "23" or value[14:16] > "59" or value[17:19] > "59":
-            return False  # (a leap second, :60, takes the models' own path)
-        if value[-1] != "Z":
-            hours, minutes = value[-5:-3], value[-2:]
-            return (hours <= "13" and minutes <= "59") or (hours == "14" and minutes == "00")
-    return True
+    # Days 29-31 exist only in some months (characters, not slices: no string is made for them).
+    return len(value) < 10 or not (value[8] == "3" or (value[8] == "2" and value[9] == "9")) or _real_day(value)
 
 
 def _real_day(value: str) -> bool:
-    """YYYY-MM-DD… with a month of 01-12 names a day of the calendar."""
+    """YYYY-MM-DD… with a month of 01-12 and a day of 01-31 names a day of the calendar."""
     day = int(value[8:10])
-    if day <= 28:
-        return True
     month = int(value[5:7])
     if month != 2:
         return day <= _DAYS[month]
@@ -115,29 +104,23 @@ def _real_day(value: str) -> bool:
     return day == 29 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
-def _date(value: Any) -> bool:
-    return _when(value, _YEAR, _DAY)
+def _date(value: Any, depth: int = 0) -> bool:
+    return _when(value, _DATE)
 
 
-def _datetime(value: Any) -> bool:
-    return _when(value, _YEAR, _SECOND)
+def _datetime(value: Any, depth: int = 0) -> bool:
+    return _when(value, _DATETIME)
 
 
-def _instant(value: Any) -> bool:
-    return _when(value, _SECOND, _SECOND)
+def _instant(value: Any, depth: int = 0) -> bool:
+    return _when(value, _INSTANT)
 
 
-def _time(value: Any) -> bool:
-    return (
-        type(value) is str
-        and _TIME.fullmatch(value) is not None
-        and value[:2] <= "23"
-        and value[3:5] <= "59"
-        and value[6:8] <= "59"
-    )
+def _time(value: Any, depth: int = 0) -> bool:
+    return type(value) is str and _TIME.fullmatch(value) is not None
 
 
-def _decimal(value: Any) -> bool:
+def _decimal(value: Any, depth: int = 0) -> bool:
     # R4B decimal: str(value) must match -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, which the text
     # of every int and of every finite float Python writes does (no leading zeros, no "inf" or "nan").
     # An int's text must also be writable: Python refuses past 4,300 digits (kept well inside here).
@@ -145,28 +128,70 @@ def _decimal(value: Any) -> bool:
     return (kind is int and -_DECIMAL_INT < value < _DECIMAL_INT) or (kind is float and math.isfinite(value))
 
 
-# A field: (kind, argument, whether it repeats, choice-group bit). The kinds: an element type (argument:
-# its Shape), a contained resource, an R4B string (inline: the commonest check), any other primitive
-# (argument: its check).
-_ELEMENT, _RESOURCE, _STRING, _PRIMITIVE = 0, 1, 2, 3
-_Field = tuple[int, Any, bool, int]
+def _string(value: Any, depth: int = 0) -> bool:
+    # R4B string: matches [ \r\n\t\S]+; a character Python calls non-space is \S everywhere. Text the
+    # models cannot take as Unicode (a lone surrogate, which only Python callers can make) is not sure.
+    return type(value) is str and value != "" and not value.isspace() and (value.isascii() or _unicode(value))
+
+
+def _unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Shape:
-    """One element type or resource type: its fields by JSON name, required names, choice groups."""
+    """One element type or resource type.
 
-    __slots__ = ("choices_required", "fields", "name", "required")
+    `checks` holds one check per JSON name (a closure made once per field, so the walk does one dict
+    lookup and one call per element); `order` keeps the fields in the models' order for `in_model_order`.
+    """
+
+    __slots__ = ("checks", "choices", "choices_required", "name", "order", "required")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.fields: dict[str, _Field] = {}
-        self.required: tuple[str, ...] = ()
-        self.choices_required: tuple[int, ...] = ()  # bit masks: one of each group must be given
+        self.checks: dict[str, Check] = {}
+        self.order: list[tuple[str, str, Shape | None, bool]] = []  # (name, "element"/"resource"/"value", ...)
+        self.required: frozenset[str] = frozenset()
+        self.choices: tuple[frozenset[str], ...] = ()  # at most one of each
+        self.choices_required: tuple[frozenset[str], ...] = ()  # exactly one of each
+
+
+def _many(check: Check) -> Check:
+    def each(value: Any, depth: int) -> bool:
+        if type(value) is not list or not value:
+            return False  # an empty array is not valid FHIR (the models let it pass; not sure is safe)
+        for item in value:  # noqa: SIM110 - a loop: all() over a generator costs more per item
+            if not check(item, depth):
+                return False
+        return True
+
+    return each
+
+
+def _of(shape: Shape) -> Check:
+    def element(value: Any, depth: int) -> bool:
+        return _element(value, shape, depth)
+
+    return element
+
+
+def _named(name: str) -> Check:
+    def resource_type(value: Any, depth: int) -> bool:
+        return bool(value == name)  # the caller chose the shape by it; here for the walk's one lookup per key
+
+    return resource_type
 
 
 class _Table:
     def __init__(self, data: dict[str, Any]) -> None:
         primitives: dict[str, Check] = {
+            "string": _string,
+            "markdown": _string,  # markdown's and xhtml's patterns accept any string
+            "xhtml": _string,
             "code": _code,
             "id": _id,
             "uri": _uri,
@@ -181,32 +206,28 @@ class _Table:
             "instant": _instant,
             "time": _time,
         }
-        strings = ("string", "markdown", "xhtml")  # markdown's and xhtml's patterns accept any string
         types: dict[str, Any] = data["types"]
         self.shapes = {name: Shape(name) for name in types}
         self.resources: dict[str, Shape] = {}
         for name, entry in types.items():
             shape = self.shapes[name]
-            group_of: dict[str, int] = {}
-            for index, members in enumerate(entry.get("choices", ())):
-                for member in members:
-                    group_of[member] = 1 << index
             for alias, kind, many in entry["fields"]:
-                field: tuple[int, Any]
+                inner = self.shapes.get(kind)
+                check: Check
                 if kind == "*":
-                    field = (_RESOURCE, None)
-                elif kind[1:] in strings:
-                    field = (_STRING, None)
-                elif kind.startswith("#"):
-                    field = (_PRIMITIVE, primitives.get(kind[1:], _never))
-                elif kind in self.shapes:
-                    field = (_ELEMENT, self.shapes[kind])
+                    check, role = _resource, "resource"
+                elif inner is not None:
+                    check, role = _of(inner), "element"
                 else:
-                    field = (_PRIMITIVE, _never)
-                shape.fields[alias] = (*field, bool(many), group_of.get(alias, 0))
-            shape.required = tuple(entry.get("required", ()))
-            shape.choices_required = tuple(group_of[members[0]] for members in entry.get("choicesRequired", ()))
+                    check, role = primitives.get(kind[1:], _never) if kind.startswith("#") else _never, "value"
+                shape.checks[alias] = _many(check) if many else check
+                shape.order.append((alias, role, inner, bool(many)))
+            shape.required = frozenset(entry.get("required", ()))
+            shape.choices = tuple(frozenset(group) for group in entry.get("choices", ()))
+            shape.choices_required = tuple(frozenset(group) for group in entry.get("choicesRequired", ()))
             if entry.get("resource"):
+                shape.checks["resourceType"] = _named(name)
+                shape.required |= {"resourceType"}
                 self.resources[name] = shape
 
 
@@ -233,13 +254,13 @@ def in_model_order(resource: dict[str, Any]) -> dict[str, Any]:
 
 def _ordered(node: dict[str, Any], shape: Shape) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, (kind, inner, many, _) in shape.fields.items():
+    for key, role, inner, many in shape.order:
         if key not in node:
             continue
         value = node[key]
-        if kind == _RESOURCE:
+        if role == "resource":
             out[key] = [in_model_order(item) for item in value] if many else in_model_order(value)
-        elif kind != _ELEMENT:
+        elif inner is None:
             out[key] = value
         elif many:
             out[key] = [_ordered(item, inner) for item in value]
@@ -248,68 +269,30 @@ def _ordered(node: dict[str, Any], shape: Shape) -> dict[str, Any]:
     return out
 
 
-def _unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _resource(value: Any, depth: int) -> bool:
     if type(value) is not dict:
         return False
     rtype = value.get("resourceType")
     shape = _table().resources.get(rtype) if type(rtype) is str else None
-    return shape is not None and _element(value, shape, depth, True)
+    return shape is not None and _element(value, shape, depth)
 
 
-def _element(node: Any, shape: Shape, depth: int, is_resource: bool = False) -> bool:
+def _element(node: Any, shape: Shape, depth: int) -> bool:
     if type(node) is not dict or not node or depth > MAX_DEPTH:
         return False
     depth += 1
-    fields = shape.fields
-    given = 0
-    items: Any
+    checks = shape.checks
     for key, value in node.items():
-        spec = fields.get(key)
-        if spec is None:
-            if is_resource and key == "resourceType":
-                continue  # the caller chose `shape` by it
+        check = checks.get(key)
+        if check is None or not check(value, depth):
             return False
-        kind, arg, many, group = spec
-        if group:
-            if given & group:
-                return False  # a choice element given twice (valueQuantity and valueString)
-            given |= group
-        if many:
-            if type(value) is not list or not value:
-                return False
-            items = value
-        else:
-            items = (value,)
-        if kind == _STRING:
-            for item in items:
-                # R4B string: matches [ \r\n\t\S]+; a character Python calls non-space is \S everywhere.
-                # Text the models cannot take as Unicode (a lone surrogate, from Python callers) is not sure.
-                if type(item) is not str or not item or item.isspace() or not (item.isascii() or _unicode(item)):
-                    return False
-        elif kind == _ELEMENT:
-            for item in items:
-                if not _element(item, arg, depth):
-                    return False
-        elif kind == _PRIMITIVE:
-            for item in items:
-                if not arg(item):
-                    return False
-        else:
-            for item in items:
-                if not _resource(item, depth):
-                    return False
-    if shape.required:
-        for name in shape.required:
-            if name not in node:
-                return False
-    if shape.choices_required:
-        return all(given & group for group in shape.choices_required)
+    keys = node.keys()
+    if shape.required and not keys >= shape.required:
+        return False
+    for group in shape.choices:
+        if len(keys & group) > 1:
+            return False  # a choice element given twice (valueQuantity and valueString)
+    for group in shape.choices_required:  # noqa: SIM110 - as above
+        if keys.isdisjoint(group):
+            return False
     return True

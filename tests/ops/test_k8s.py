@@ -34,7 +34,13 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 # Where Prometheus scrapes from: the one source that both the web's and the workers' policies admit.
 MONITORING_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
 # The container port each hofhir Deployment serves GET /metrics on (the web: its HTTP port).
-METRICS_PORT_NAMES = {"hofhir-web": "http", "hofhir-worker": "metrics"}
+METRICS_PORT_NAMES = {"hofhir-web": "http", "hofhir-worker": "metrics", "hofhir-worker-writeback": "metrics"}
+# The worker Deployments: each one's HOFHIR_WORKER_ROLE, and the one NetworkPolicy that lets Prometheus in.
+WORKER_ROLES = {"hofhir-worker": "evaluate", "hofhir-worker-writeback": "writeback"}
+WORKER_INGRESS = {
+    "hofhir-worker": "hofhir-worker-ingress",
+    "hofhir-worker-writeback": "hofhir-worker-writeback-ingress",
+}
 
 # Every checkov check we skip, where, and why (the reason is also in the manifest, next to the
 # annotation that tells checkov). A new skip fails this test until it is listed here.
@@ -46,21 +52,26 @@ EXPECTED_SKIPS: dict[str, set[tuple[str, str]]] = {
     "dev": {
         ("CKV_K8S_35", "Deployment.hofhir-dev.hofhir-web"),
         ("CKV_K8S_35", "Deployment.hofhir-dev.hofhir-worker"),
+        ("CKV_K8S_35", "Deployment.hofhir-dev.hofhir-worker-writeback"),
         ("CKV_K8S_35", "StatefulSet.hofhir-dev.hofhir-redis"),
         ("CKV_K8S_43", "Deployment.hofhir-dev.hofhir-web"),
         ("CKV_K8S_43", "Deployment.hofhir-dev.hofhir-worker"),
+        ("CKV_K8S_43", "Deployment.hofhir-dev.hofhir-worker-writeback"),
         ("CKV_K8S_43", "StatefulSet.hofhir-dev.hofhir-redis"),
         ("CKV_K8S_15", "Deployment.hofhir-dev.hofhir-web"),
         ("CKV_K8S_15", "Deployment.hofhir-dev.hofhir-worker"),
+        ("CKV_K8S_15", "Deployment.hofhir-dev.hofhir-worker-writeback"),
         ("CKV_K8S_15", "StatefulSet.hofhir-dev.hofhir-redis"),
     },
     "prod": {
         ("CKV_K8S_35", "Deployment.hofhir.hofhir-web"),
         ("CKV_K8S_35", "Deployment.hofhir.hofhir-worker"),
+        ("CKV_K8S_35", "Deployment.hofhir.hofhir-worker-writeback"),
     },
     "all-components": {
         ("CKV_K8S_35", "Deployment.hofhir-all.hofhir-web"),
         ("CKV_K8S_35", "Deployment.hofhir-all.hofhir-worker"),
+        ("CKV_K8S_35", "Deployment.hofhir-all.hofhir-worker-writeback"),
         ("CKV_K8S_35", "StatefulSet.hofhir-all.hofhir-redis"),
     },
 }
@@ -323,7 +334,7 @@ def minimum_replicas(docs: list[Manifest], workload: Manifest) -> int:
 def test_pod_disruption_budgets_allow_a_drain(rendered: dict[str, list[Manifest]], variant: str) -> None:
     docs = rendered[variant]
     budgets = of_kind(docs, "PodDisruptionBudget")
-    assert {p["metadata"]["name"] for p in budgets} == {"hofhir-web", "hofhir-worker"}
+    assert {p["metadata"]["name"] for p in budgets} == {"hofhir-web", *WORKER_ROLES}
     for pdb in budgets:
         workload = named(docs, "Deployment", pdb["metadata"]["name"])
         replicas = minimum_replicas(docs, workload)
@@ -383,9 +394,10 @@ def test_web_probes_and_graceful_shutdown(rendered: dict[str, list[Manifest]], v
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_worker_probes_read_the_heartbeat(rendered: dict[str, list[Manifest]], variant: str) -> None:
+@pytest.mark.parametrize("name", WORKER_ROLES)
+def test_worker_probes_read_the_heartbeat(rendered: dict[str, list[Manifest]], variant: str, name: str) -> None:
     docs = rendered[variant]
-    worker = named(docs, "Deployment", "hofhir-worker")
+    worker = named(docs, "Deployment", name)
     [container] = worker["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["hofhir", "worker"]
     alive = ["hofhir", "probe", "worker", "--alive", "--max-age", "60"]
@@ -425,21 +437,21 @@ def test_pods_serve_metrics_where_prometheus_scrapes(rendered: dict[str, list[Ma
         assert annotations.get("prometheus.io/scrape") == "true", name
         assert annotations.get("prometheus.io/path") == "/metrics", name
         assert annotations.get("prometheus.io/port") == str(port["containerPort"]), name
-    worker = deployments["hofhir-worker"]
-    [container] = worker["spec"]["template"]["spec"]["containers"]
-    [port] = container["ports"]  # the metrics port, named, and nothing else
-    assert port == {"name": "metrics", "containerPort": port["containerPort"], "protocol": "TCP"}
-    # `hofhir worker` serves /metrics only when HOFHIR_WORKER_METRICS_PORT is set, on that port: it
-    # is set on the worker container itself (the ConfigMap is shared with the web) to the declared port.
-    setting = env_of(container).get("HOFHIR_WORKER_METRICS_PORT", {})
-    assert setting.get("value") == str(port["containerPort"]), f"HOFHIR_WORKER_METRICS_PORT: {setting}"
+    for name in WORKER_ROLES:
+        [container] = deployments[name]["spec"]["template"]["spec"]["containers"]
+        [port] = container["ports"]  # the metrics port, named, and nothing else
+        assert port == {"name": "metrics", "containerPort": port["containerPort"], "protocol": "TCP"}, name
+        # `hofhir worker` serves /metrics only when HOFHIR_WORKER_METRICS_PORT is set, on that port: it is
+        # set on the worker container itself (the ConfigMap is shared with the web) to the declared port.
+        setting = env_of(container).get("HOFHIR_WORKER_METRICS_PORT", {})
+        assert setting.get("value") == str(port["containerPort"]), f"{name} HOFHIR_WORKER_METRICS_PORT: {setting}"
+        assert port["containerPort"] != 8080, "the web's port: keep them apart so a policy names one of them"
+        # The per-process metric files must land on the writable /tmp emptyDir (the worker's default does).
+        folder = env_of(container).get("PROMETHEUS_MULTIPROC_DIR", {}).get("value") or hofhir_config(docs)["data"].get(
+            "PROMETHEUS_MULTIPROC_DIR", "/tmp/hofhir-worker-metrics"
+        )
+        assert folder.startswith("/tmp/"), folder
     assert "HOFHIR_WORKER_METRICS_PORT" not in hofhir_config(docs)["data"]
-    assert port["containerPort"] != 8080, "the web's port: keep them apart so a policy names one of them"
-    # The per-process metric files must land on the writable /tmp emptyDir (the worker's default does).
-    folder = env_of(container).get("PROMETHEUS_MULTIPROC_DIR", {}).get("value") or hofhir_config(docs)["data"].get(
-        "PROMETHEUS_MULTIPROC_DIR", "/tmp/hofhir-worker-metrics"
-    )
-    assert folder.startswith("/tmp/"), folder
 
 
 def test_every_setting_the_manifests_set_is_read_by_the_code(rendered: dict[str, list[Manifest]]) -> None:
@@ -452,7 +464,7 @@ def test_every_setting_the_manifests_set_is_read_by_the_code(rendered: dict[str,
     for path in [*(REPO / "hofhir").rglob("*.py"), *(REPO / "cds_hooks").rglob("*.py")]:
         read |= set(re.findall(r"\"(HOFHIR_[A-Z0-9_]+)\"", path.read_text()))
     for docs in rendered.values():
-        for name in ("hofhir-web", "hofhir-worker"):
+        for name in ("hofhir-web", *WORKER_ROLES):
             for container in containers(named(docs, "Deployment", name)):
                 assert {v for v in env_of(container) if v.startswith("HOFHIR_")} <= read, name
         assert set(hofhir_config(docs)["data"]) <= read
@@ -518,22 +530,25 @@ def test_network_policies(rendered: dict[str, list[Manifest]], variant: str) -> 
     for name, spec in policies.items():
         if not spec["podSelector"] and "Ingress" in spec["policyTypes"]:
             assert not spec.get("ingress"), name
-    # Prometheus scrapes the workers from where it scrapes the web, and nothing else reaches them:
-    # one policy, one source (the monitoring namespace), one port (the worker's `metrics` port).
+    # Prometheus scrapes each worker Deployment from where it scrapes the web, and nothing else reaches
+    # them: one policy each, one source (the monitoring namespace), one port (the worker's `metrics` port).
     assert MONITORING_PEER in sources
-    worker = named(docs, "Deployment", "hofhir-worker")
-    [worker_container] = worker["spec"]["template"]["spec"]["containers"]
-    ingress_to_workers = {
-        name: spec
-        for name, spec in policies.items()
-        if "Ingress" in spec["policyTypes"] and selects(spec["podSelector"], pod_labels(worker)) and spec.get("ingress")
-    }
-    assert list(ingress_to_workers) == ["hofhir-worker-ingress"]
-    [rule] = ingress_to_workers["hofhir-worker-ingress"]["ingress"]
-    assert rule.get("from") == [MONITORING_PEER], rule  # no `from` would admit every source
-    [allowed] = rule.get("ports") or [{}]  # no `ports` would admit every port
-    assert "port" in allowed and allowed.get("protocol", "TCP") == "TCP" and "endPort" not in allowed, allowed
-    assert container_port(worker_container, allowed["port"]).get("name") == "metrics"
+    for worker_name, policy_name in WORKER_INGRESS.items():
+        worker = named(docs, "Deployment", worker_name)
+        [worker_container] = worker["spec"]["template"]["spec"]["containers"]
+        ingress_to_workers = {
+            name: spec
+            for name, spec in policies.items()
+            if "Ingress" in spec["policyTypes"]
+            and selects(spec["podSelector"], pod_labels(worker))
+            and spec.get("ingress")
+        }
+        assert list(ingress_to_workers) == [policy_name], worker_name
+        [rule] = ingress_to_workers[policy_name]["ingress"]
+        assert rule.get("from") == [MONITORING_PEER], rule  # no `from` would admit every source
+        [allowed] = rule.get("ports") or [{}]  # no `ports` would admit every port
+        assert "port" in allowed and allowed.get("protocol", "TCP") == "TCP" and "endPort" not in allowed, allowed
+        assert container_port(worker_container, allowed["port"]).get("name") == "metrics"
     redis = [w for w in workloads(docs) if w["kind"] == "StatefulSet"]
     for statefulset in redis:
         labels = pod_labels(statefulset)
@@ -613,7 +628,7 @@ def test_prod_pins_the_image_scales_up_and_uses_an_external_redis(rendered: dict
         for container in containers(workload):
             assert not container["image"].endswith(":latest") and ":" in container["image"]
     assert of_kind(prod, "StatefulSet") == [] and of_kind(prod, "Secret") == []
-    for name in ("hofhir-web", "hofhir-worker"):
+    for name in ("hofhir-web", *WORKER_ROLES):
         container = named(prod, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
         ref = env_of(container)["HOFHIR_REDIS_URL"]["valueFrom"]["secretKeyRef"]
         assert ref == {"name": "hofhir-secrets", "key": "redis-url"}

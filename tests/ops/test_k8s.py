@@ -668,6 +668,20 @@ def test_each_worker_deployment_runs_its_own_role_and_queue(rendered: dict[str, 
     assert consumed == {"hofhir-worker": {QUEUE}, "hofhir-worker-writeback": {WRITEBACK_QUEUE}}
     # Every queue the code routes a task to has its consumer.
     assert set().union(*consumed.values()) == routed_queues()
+    # Credentials only where the work needs them: the FHIR server's for write-back; evaluations get their
+    # data from the web pods, and Subscription notifications are checked by the web pods.
+    secrets = {
+        name: {
+            e["valueFrom"]["secretKeyRef"]["key"]
+            for c in containers(named(docs, "Deployment", name))
+            for e in c.get("env", [])
+            if "secretKeyRef" in e.get("valueFrom", {})
+        }
+        for name in WORKER_ROLES
+    }
+    redis_keys = {"redis-url", "redis-password"}
+    assert secrets["hofhir-worker"] <= redis_keys, secrets
+    assert secrets["hofhir-worker-writeback"] - redis_keys == {"fhir-token"}, secrets
     threads = named(docs, "Deployment", "hofhir-worker-writeback")["spec"]["template"]["spec"]["containers"][0]
     assert worker_settings(docs, named(docs, "Deployment", "hofhir-worker-writeback")).writeback_concurrency == int(
         env_of(threads)["HOFHIR_WRITEBACK_CONCURRENCY"]["value"]

@@ -13,21 +13,23 @@ import textwrap
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
 from cds_hooks.cards import render_response
 from cds_hooks.examples import bundle_entries, latest_date, request_from_resources, shift_dates
 from cds_hooks.prefetch import DeadlineMissed, PrefetchUnavailable, resolve_prefetch
-from hofhir.adapters import files
-from hofhir.adapters.settings import Settings, SettingsError
+from hofhir.adapters import PREFIX, SettingsError, files
 from hofhir.clinical.evaluate import SUPPORTED_HOOKS, Evaluation, evaluate
 from hofhir.clinical.facts import build_facts
 from hofhir.clinical.timeline import build_timeline, quiet_reason
 from hofhir.fhir import read
 from hofhir.fhir.read import ClinicalInput, InputError
 from hofhir.knowledge import Knowledge, KnowledgeError, knowledge_at
+
+if TYPE_CHECKING:
+    from hofhir.adapters.settings import Settings
 
 EXIT_BAD_INPUT = 2
 EXIT_MISSING_DATA = 3
@@ -154,11 +156,11 @@ def print_text(evaluation: Evaluation, out: TextIO, colour: bool, quiet_reason: 
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    settings: Settings = args.settings
-    k = knowledge_at(settings.knowledge)
+    settings: Settings | None = args.settings  # None: no HOFHIR_* variable is set, so every default holds
+    k = knowledge_at(settings.knowledge if settings else None)
     now = _parse_now(args.now)
     inputs = load_inputs(Path(args.file), args.hook, args.patient, k)
-    base_url = settings.public_url
+    base_url = settings.public_url if settings else None
     many = len(inputs) > 1
     sections: list[tuple[str, list[dict[str, Any]], str, list[str], str | None]] = []
     for item in inputs:
@@ -350,6 +352,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settings(command: Any) -> Settings | None:
+    """The environment's Settings; None for `evaluate` when no HOFHIR_* variable is set (all defaults).
+
+    `evaluate` then never imports pydantic-settings (a fifth of its start-up); a test checks that the
+    defaults it relies on (knowledge and public_url unset) are the Settings defaults.
+    """
+    if command is cmd_evaluate and not any(name.upper().startswith(PREFIX) for name in os.environ):
+        return None
+    from hofhir.adapters.settings import Settings
+
+    return Settings.from_env()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
@@ -357,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.extra = unknown
     try:
-        args.settings = Settings.from_env()  # the environment, parsed once, here
+        args.settings = _settings(args.func)  # the environment, parsed once, here
         code: int = args.func(args)
         return code
     except SettingsError as exc:  # one line saying what to set, not a traceback

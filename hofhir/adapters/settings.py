@@ -17,14 +17,12 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-PREFIX = "HOFHIR_"
+from hofhir.adapters import PREFIX, SettingsError
+
+__all__ = ["PREFIX", "Settings", "SettingsError"]
 DEFAULT_SMART_SCOPE = "system/*.read system/RiskAssessment.write system/DetectedIssue.write"
 ON = frozenset({"on"})
 OFF = frozenset({"off"})
-
-
-class SettingsError(ValueError):
-    """A setting is missing or wrong; the message is one line that says what to set."""
 
 
 def _switch(value: object) -> object:

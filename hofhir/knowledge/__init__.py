@@ -14,7 +14,7 @@ import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -99,6 +99,13 @@ def _read_file(name: str, folder: Path | None) -> bytes:
         if base is not None and (base / name).is_file():
             return (base / name).read_bytes()
     raise KnowledgeError(f"knowledge file {name} not found")
+
+
+@cache
+def r4b_shapes() -> dict[str, Any]:
+    """The R4B element table (`r4b_shapes.json`, written by tools/r4b_shapes.py from the installed models)."""
+    data: dict[str, Any] = json.loads(_read_file("r4b_shapes.json", None))
+    return data
 
 
 def _toml(name: str, folder: Path | None) -> dict[str, Any]:

@@ -72,10 +72,9 @@ def _icd_stem(code: str) -> str | None:
     return None
 
 
-# Distinct codings and texts each terminology remembers the matches of, and the longest text remembered.
+# Distinct texts each terminology remembers the matches of, and the longest text remembered.
 MEMO_ENTRIES = 4096
 MEMO_TEXT_CHARS = 512
-_NONE: frozenset[str] = frozenset()
 
 
 def _remember(memo: dict[Any, frozenset[str]], key: Any, found: frozenset[str]) -> None:
@@ -97,6 +96,9 @@ class ValueSet:
     sources: dict[str, str] = field(default_factory=dict)  # "system|code" -> why it is here
 
 
+MEMO_SIZE = 16_384  # distinct (system, code) pairs remembered per terminology
+
+
 class Terminology:
     """All value sets, indexed for matching a coding against every set at once."""
 
@@ -110,28 +112,27 @@ class Terminology:
             for prefix in vs.prefixes:
                 self._prefix.setdefault(prefix, set()).add(vs.name)
         self._named = [vs for vs in self.valuesets.values() if vs.name_pattern is not None]
-        # The same few codes and texts come in call after call: each is matched once per terminology and
-        # remembered (bounded; a full table starts again, so odd input cannot grow it without limit).
         self._coding_memo: dict[tuple[str | None, str], frozenset[str]] = {}
+        # Texts too: the same few medication and order texts come in call after call (bounded the same way).
         self._text_memo: dict[str, frozenset[str]] = {}
 
-    def sets_for_coding(self, system: str | None, code: str | None) -> set[str]:
-        """Names of the value sets a single coding belongs to."""
-        return set(self._coding(system, code))
+    def sets_for_coding(self, system: Any, code: Any) -> frozenset[str]:
+        """Names of the value sets a single coding belongs to.
 
-    def _coding(self, system: object, code: object) -> frozenset[str]:
-        if not code or not isinstance(code, str):
-            return _NONE
-        if system is not None and not isinstance(system, str):
-            return self._match_coding(system, code)  # a client's odd JSON: not worth remembering
+        Remembered per (system, code): a chart repeats the same few codes, and the answer depends on
+        nothing else. Bounded: past MEMO_SIZE distinct codings it starts again.
+        """
+        if not code or not isinstance(code, str) or not (system is None or isinstance(system, str)):
+            return frozenset()
         key = (system, code)
         found = self._coding_memo.get(key)
         if found is None:
-            found = self._match_coding(system, code)
-            _remember(self._coding_memo, key, found)
+            if len(self._coding_memo) >= MEMO_SIZE:
+                self._coding_memo.clear()
+            found = self._coding_memo[key] = frozenset(self._sets_for_coding(system, code))
         return found
 
-    def _match_coding(self, system: object, code: str) -> frozenset[str]:
+    def _sets_for_coding(self, system: str | None, code: str) -> set[str]:
         sys = canonical_system(system)
         norm = normalise_code(sys, code)
         found = set(self._exact.get((sys, norm), ()))
@@ -140,7 +141,7 @@ class Terminology:
                 found |= self._prefix.get(norm[:end], set())
         if found:
             found = {name for name in found if not self._excluded(self.valuesets[name], sys, norm)}
-        return frozenset(found)
+        return found
 
     @staticmethod
     def _excluded(vs: ValueSet, system: str, code: str) -> bool:
@@ -175,7 +176,7 @@ class Terminology:
         if isinstance(codings, list):
             for coding in codings:
                 if isinstance(coding, dict):
-                    found |= self._coding(coding.get("system"), coding.get("code"))
+                    found |= self.sets_for_coding(coding.get("system"), coding.get("code"))
                     display = coding.get("display")
                     if use_text and isinstance(display, str):
                         texts.append(display)

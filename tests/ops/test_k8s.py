@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kubernetes_validate
 import pytest
@@ -29,12 +29,21 @@ from tests.ops.conftest import (
     tool,
 )
 
+if TYPE_CHECKING:
+    from hofhir.adapters.settings import Settings
+
 NAMESPACES = {"dev": "hofhir-dev", "prod": "hofhir", "all-components": "hofhir-all"}
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 # Where Prometheus scrapes from: the one source that both the web's and the workers' policies admit.
 MONITORING_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
 # The container port each hofhir Deployment serves GET /metrics on (the web: its HTTP port).
-METRICS_PORT_NAMES = {"hofhir-web": "http", "hofhir-worker": "metrics"}
+METRICS_PORT_NAMES = {"hofhir-web": "http", "hofhir-worker": "metrics", "hofhir-worker-writeback": "metrics"}
+# The worker Deployments: each one's HOFHIR_WORKER_ROLE, and the one NetworkPolicy that lets Prometheus in.
+WORKER_ROLES = {"hofhir-worker": "evaluate", "hofhir-worker-writeback": "writeback"}
+WORKER_INGRESS = {
+    "hofhir-worker": "hofhir-worker-ingress",
+    "hofhir-worker-writeback": "hofhir-worker-writeback-ingress",
+}
 
 # Every checkov check we skip, where, and why (the reason is also in the manifest, next to the
 # annotation that tells checkov). A new skip fails this test until it is listed here.
@@ -46,21 +55,26 @@ EXPECTED_SKIPS: dict[str, set[tuple[str, str]]] = {
     "dev": {
         ("CKV_K8S_35", "Deployment.hofhir-dev.hofhir-web"),
         ("CKV_K8S_35", "Deployment.hofhir-dev.hofhir-worker"),
+        ("CKV_K8S_35", "Deployment.hofhir-dev.hofhir-worker-writeback"),
         ("CKV_K8S_35", "StatefulSet.hofhir-dev.hofhir-redis"),
         ("CKV_K8S_43", "Deployment.hofhir-dev.hofhir-web"),
         ("CKV_K8S_43", "Deployment.hofhir-dev.hofhir-worker"),
+        ("CKV_K8S_43", "Deployment.hofhir-dev.hofhir-worker-writeback"),
         ("CKV_K8S_43", "StatefulSet.hofhir-dev.hofhir-redis"),
         ("CKV_K8S_15", "Deployment.hofhir-dev.hofhir-web"),
         ("CKV_K8S_15", "Deployment.hofhir-dev.hofhir-worker"),
+        ("CKV_K8S_15", "Deployment.hofhir-dev.hofhir-worker-writeback"),
         ("CKV_K8S_15", "StatefulSet.hofhir-dev.hofhir-redis"),
     },
     "prod": {
         ("CKV_K8S_35", "Deployment.hofhir.hofhir-web"),
         ("CKV_K8S_35", "Deployment.hofhir.hofhir-worker"),
+        ("CKV_K8S_35", "Deployment.hofhir.hofhir-worker-writeback"),
     },
     "all-components": {
         ("CKV_K8S_35", "Deployment.hofhir-all.hofhir-web"),
         ("CKV_K8S_35", "Deployment.hofhir-all.hofhir-worker"),
+        ("CKV_K8S_35", "Deployment.hofhir-all.hofhir-worker-writeback"),
         ("CKV_K8S_35", "StatefulSet.hofhir-all.hofhir-redis"),
     },
 }
@@ -323,7 +337,7 @@ def minimum_replicas(docs: list[Manifest], workload: Manifest) -> int:
 def test_pod_disruption_budgets_allow_a_drain(rendered: dict[str, list[Manifest]], variant: str) -> None:
     docs = rendered[variant]
     budgets = of_kind(docs, "PodDisruptionBudget")
-    assert {p["metadata"]["name"] for p in budgets} == {"hofhir-web", "hofhir-worker"}
+    assert {p["metadata"]["name"] for p in budgets} == {"hofhir-web", *WORKER_ROLES}
     for pdb in budgets:
         workload = named(docs, "Deployment", pdb["metadata"]["name"])
         replicas = minimum_replicas(docs, workload)
@@ -383,9 +397,10 @@ def test_web_probes_and_graceful_shutdown(rendered: dict[str, list[Manifest]], v
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_worker_probes_read_the_heartbeat(rendered: dict[str, list[Manifest]], variant: str) -> None:
+@pytest.mark.parametrize("name", WORKER_ROLES)
+def test_worker_probes_read_the_heartbeat(rendered: dict[str, list[Manifest]], variant: str, name: str) -> None:
     docs = rendered[variant]
-    worker = named(docs, "Deployment", "hofhir-worker")
+    worker = named(docs, "Deployment", name)
     [container] = worker["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["hofhir", "worker"]
     alive = ["hofhir", "probe", "worker", "--alive", "--max-age", "60"]
@@ -425,21 +440,21 @@ def test_pods_serve_metrics_where_prometheus_scrapes(rendered: dict[str, list[Ma
         assert annotations.get("prometheus.io/scrape") == "true", name
         assert annotations.get("prometheus.io/path") == "/metrics", name
         assert annotations.get("prometheus.io/port") == str(port["containerPort"]), name
-    worker = deployments["hofhir-worker"]
-    [container] = worker["spec"]["template"]["spec"]["containers"]
-    [port] = container["ports"]  # the metrics port, named, and nothing else
-    assert port == {"name": "metrics", "containerPort": port["containerPort"], "protocol": "TCP"}
-    # `hofhir worker` serves /metrics only when HOFHIR_WORKER_METRICS_PORT is set, on that port: it
-    # is set on the worker container itself (the ConfigMap is shared with the web) to the declared port.
-    setting = env_of(container).get("HOFHIR_WORKER_METRICS_PORT", {})
-    assert setting.get("value") == str(port["containerPort"]), f"HOFHIR_WORKER_METRICS_PORT: {setting}"
+    for name in WORKER_ROLES:
+        [container] = deployments[name]["spec"]["template"]["spec"]["containers"]
+        [port] = container["ports"]  # the metrics port, named, and nothing else
+        assert port == {"name": "metrics", "containerPort": port["containerPort"], "protocol": "TCP"}, name
+        # `hofhir worker` serves /metrics only when HOFHIR_WORKER_METRICS_PORT is set, on that port: it is
+        # set on the worker container itself (the ConfigMap is shared with the web) to the declared port.
+        setting = env_of(container).get("HOFHIR_WORKER_METRICS_PORT", {})
+        assert setting.get("value") == str(port["containerPort"]), f"{name} HOFHIR_WORKER_METRICS_PORT: {setting}"
+        assert port["containerPort"] != 8080, "the web's port: keep them apart so a policy names one of them"
+        # The per-process metric files must land on the writable /tmp emptyDir (the worker's default does).
+        folder = env_of(container).get("PROMETHEUS_MULTIPROC_DIR", {}).get("value") or hofhir_config(docs)["data"].get(
+            "PROMETHEUS_MULTIPROC_DIR", "/tmp/hofhir-worker-metrics"
+        )
+        assert folder.startswith("/tmp/"), folder
     assert "HOFHIR_WORKER_METRICS_PORT" not in hofhir_config(docs)["data"]
-    assert port["containerPort"] != 8080, "the web's port: keep them apart so a policy names one of them"
-    # The per-process metric files must land on the writable /tmp emptyDir (the worker's default does).
-    folder = env_of(container).get("PROMETHEUS_MULTIPROC_DIR", {}).get("value") or hofhir_config(docs)["data"].get(
-        "PROMETHEUS_MULTIPROC_DIR", "/tmp/hofhir-worker-metrics"
-    )
-    assert folder.startswith("/tmp/"), folder
 
 
 def test_every_setting_the_manifests_set_is_read_by_the_code(rendered: dict[str, list[Manifest]]) -> None:
@@ -452,7 +467,7 @@ def test_every_setting_the_manifests_set_is_read_by_the_code(rendered: dict[str,
     for path in [*(REPO / "hofhir").rglob("*.py"), *(REPO / "cds_hooks").rglob("*.py")]:
         read |= set(re.findall(r"\"(HOFHIR_[A-Z0-9_]+)\"", path.read_text()))
     for docs in rendered.values():
-        for name in ("hofhir-web", "hofhir-worker"):
+        for name in ("hofhir-web", *WORKER_ROLES):
             for container in containers(named(docs, "Deployment", name)):
                 assert {v for v in env_of(container) if v.startswith("HOFHIR_")} <= read, name
         assert set(hofhir_config(docs)["data"]) <= read
@@ -518,22 +533,25 @@ def test_network_policies(rendered: dict[str, list[Manifest]], variant: str) -> 
     for name, spec in policies.items():
         if not spec["podSelector"] and "Ingress" in spec["policyTypes"]:
             assert not spec.get("ingress"), name
-    # Prometheus scrapes the workers from where it scrapes the web, and nothing else reaches them:
-    # one policy, one source (the monitoring namespace), one port (the worker's `metrics` port).
+    # Prometheus scrapes each worker Deployment from where it scrapes the web, and nothing else reaches
+    # them: one policy each, one source (the monitoring namespace), one port (the worker's `metrics` port).
     assert MONITORING_PEER in sources
-    worker = named(docs, "Deployment", "hofhir-worker")
-    [worker_container] = worker["spec"]["template"]["spec"]["containers"]
-    ingress_to_workers = {
-        name: spec
-        for name, spec in policies.items()
-        if "Ingress" in spec["policyTypes"] and selects(spec["podSelector"], pod_labels(worker)) and spec.get("ingress")
-    }
-    assert list(ingress_to_workers) == ["hofhir-worker-ingress"]
-    [rule] = ingress_to_workers["hofhir-worker-ingress"]["ingress"]
-    assert rule.get("from") == [MONITORING_PEER], rule  # no `from` would admit every source
-    [allowed] = rule.get("ports") or [{}]  # no `ports` would admit every port
-    assert "port" in allowed and allowed.get("protocol", "TCP") == "TCP" and "endPort" not in allowed, allowed
-    assert container_port(worker_container, allowed["port"]).get("name") == "metrics"
+    for worker_name, policy_name in WORKER_INGRESS.items():
+        worker = named(docs, "Deployment", worker_name)
+        [worker_container] = worker["spec"]["template"]["spec"]["containers"]
+        ingress_to_workers = {
+            name: spec
+            for name, spec in policies.items()
+            if "Ingress" in spec["policyTypes"]
+            and selects(spec["podSelector"], pod_labels(worker))
+            and spec.get("ingress")
+        }
+        assert list(ingress_to_workers) == [policy_name], worker_name
+        [rule] = ingress_to_workers[policy_name]["ingress"]
+        assert rule.get("from") == [MONITORING_PEER], rule  # no `from` would admit every source
+        [allowed] = rule.get("ports") or [{}]  # no `ports` would admit every port
+        assert "port" in allowed and allowed.get("protocol", "TCP") == "TCP" and "endPort" not in allowed, allowed
+        assert container_port(worker_container, allowed["port"]).get("name") == "metrics"
     redis = [w for w in workloads(docs) if w["kind"] == "StatefulSet"]
     for statefulset in redis:
         labels = pod_labels(statefulset)
@@ -589,19 +607,167 @@ def test_redis_component_is_durable_and_never_evicts(rendered: dict[str, list[Ma
     assert url == "redis://:$(REDIS_PASSWORD)@hofhir-redis:6379/0"
 
 
-def test_keda_scales_workers_on_the_celery_queue(rendered: dict[str, list[Manifest]]) -> None:
-    for variant in ("prod", "all-components"):
-        docs = rendered[variant]
-        scaled = named(docs, "ScaledObject", "hofhir-worker")
+def worker_settings(docs: list[Manifest], deployment: Manifest) -> Settings:
+    """The Settings a worker container starts with: hofhir-config, then its own literal `env` values (Secrets
+    and $(VAR) references left out: no queue depends on them), read by the code's own Settings."""
+    from hofhir.adapters.settings import Settings
+
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    environ = dict(hofhir_config(docs)["data"])
+    for entry in container.get("env", []):
+        if "value" in entry and "$(" not in entry["value"]:
+            environ[entry["name"]] = entry["value"]
+    # The pods read the issuers from the mounted ConfigMap; here, from the file it is generated from.
+    assert environ["HOFHIR_AUTH_ISSUERS"] == "@/etc/hofhir/auth/issuers.json"
+    environ["HOFHIR_AUTH_ISSUERS"] = f"@{K8S / 'base' / 'issuers.json'}"
+    return Settings.from_env(environ)
+
+
+def worker_queues_and_pool(docs: list[Manifest], deployment: Manifest) -> tuple[set[str], str]:
+    """What `hofhir worker` consumes and on which pool, as the code derives it from the pod's settings."""
+    from hofhir.worker.app import _role_options
+
+    options = _role_options(worker_settings(docs, deployment))
+    queues = set(options[options.index("-Q") + 1].split(","))
+    pool = options[options.index("--pool") + 1] if "--pool" in options else "prefork"
+    return queues, pool
+
+
+def routed_queues() -> set[str]:
+    """Every queue the code sends tasks to: the default queue and each task route's."""
+    from hofhir.adapters.settings import Settings
+    from hofhir.worker.app import make_celery
+
+    conf = make_celery(Settings.from_env({})).conf
+    return {conf.task_default_queue, *(route["queue"] for route in conf.task_routes.values())}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_worker_deployment_runs_its_own_role_and_queue(rendered: dict[str, list[Manifest]], variant: str) -> None:
+    from hofhir.worker.app import QUEUE, WRITEBACK_QUEUE
+
+    docs = rendered[variant]
+    # No third worker (the default role `all` would take both queues on processes).
+    runs_worker = {
+        d["metadata"]["name"]
+        for d in of_kind(docs, "Deployment")
+        if any(c.get("command") == ["hofhir", "worker"] for c in containers(d))
+    }
+    assert runs_worker == set(WORKER_ROLES)
+    # The role is each container's own: in the shared ConfigMap it would give both Deployments one role.
+    assert "HOFHIR_WORKER_ROLE" not in hofhir_config(docs)["data"]
+    consumed: dict[str, set[str]] = {}
+    for name, role in WORKER_ROLES.items():
+        deployment = named(docs, "Deployment", name)
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert env_of(container)["HOFHIR_WORKER_ROLE"] == {"name": "HOFHIR_WORKER_ROLE", "value": role}
+        assert worker_settings(docs, deployment).worker_role == role
+        consumed[name], pool = worker_queues_and_pool(docs, deployment)
+        assert pool == ("threads" if role == "writeback" else "prefork"), (name, pool)
+    # Hook evaluations (CPU) on processes only in hofhir-worker, write-back (I/O) only in the threads worker.
+    assert consumed == {"hofhir-worker": {QUEUE}, "hofhir-worker-writeback": {WRITEBACK_QUEUE}}
+    # Every queue the code routes a task to has its consumer.
+    assert set().union(*consumed.values()) == routed_queues()
+    # Credentials only where the work needs them: the FHIR server's for write-back; evaluations get their
+    # data from the web pods, and Subscription notifications are checked by the web pods.
+    secrets = {
+        name: {
+            e["valueFrom"]["secretKeyRef"]["key"]
+            for c in containers(named(docs, "Deployment", name))
+            for e in c.get("env", [])
+            if "secretKeyRef" in e.get("valueFrom", {})
+        }
+        for name in WORKER_ROLES
+    }
+    redis_keys = {"redis-url", "redis-password"}
+    assert secrets["hofhir-worker"] <= redis_keys, secrets
+    assert secrets["hofhir-worker-writeback"] - redis_keys == {"fhir-token"}, secrets
+    threads = named(docs, "Deployment", "hofhir-worker-writeback")["spec"]["template"]["spec"]["containers"][0]
+    assert worker_settings(docs, named(docs, "Deployment", "hofhir-worker-writeback")).writeback_concurrency == int(
+        env_of(threads)["HOFHIR_WRITEBACK_CONCURRENCY"]["value"]
+    )
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_worker_budget_and_policy_selects_one_deployments_pods(
+    rendered: dict[str, list[Manifest]], variant: str
+) -> None:
+    docs = rendered[variant]
+    pods = {name: pod_labels(named(docs, "Deployment", name)) for name in WORKER_ROLES}
+    policies = {p["metadata"]["name"]: p["spec"] for p in of_kind(docs, "NetworkPolicy")}
+    for name, deployment_pods in pods.items():
+        deployment = named(docs, "Deployment", name)
+        budget = named(docs, "PodDisruptionBudget", name)
+        spread = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        selectors = {
+            "Deployment": deployment["spec"]["selector"],
+            "PodDisruptionBudget": budget["spec"]["selector"],
+            "NetworkPolicy": policies[WORKER_INGRESS[name]]["podSelector"],
+            **{f"topologySpread {i}": c["labelSelector"] for i, c in enumerate(spread)},
+        }
+        for what, selector in selectors.items():
+            # Its own pods, and not the other worker's: overlapping Deployment selectors make two
+            # controllers fight over pods; an overlapping budget would count the other's pods.
+            assert [n for n, labels in pods.items() if selects(selector, labels)] == [name], (what, name)
+        assert selects(deployment["spec"]["selector"], deployment_pods)
+
+
+EGRESS_ANYWHERE = [None, [{"ipBlock": {"cidr": "0.0.0.0/0"}}]]
+
+
+def egress_rules(docs: list[Manifest], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """Every egress rule of every NetworkPolicy that selects pods with these labels."""
+    return [
+        rule
+        for policy in of_kind(docs, "NetworkPolicy")
+        if "Egress" in policy["spec"]["policyTypes"] and selects(policy["spec"]["podSelector"], labels)
+        for rule in policy["spec"].get("egress", [])
+    ]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("name", WORKER_ROLES)
+def test_workers_may_reach_dns_redis_and_https(rendered: dict[str, list[Manifest]], variant: str, name: str) -> None:
+    # Default deny covers egress too: each worker needs DNS, its broker, and (the write-back worker above
+    # all) the FHIR server and its SMART token endpoint over HTTPS, at addresses not known in advance.
+    docs = rendered[variant]
+    rules = egress_rules(docs, pod_labels(named(docs, "Deployment", name)))
+
+    def allowed(port: int, protocol: str = "TCP") -> list[dict[str, Any]]:
+        return [r for r in rules if any(p["port"] == port and p.get("protocol", "TCP") == protocol for p in r["ports"])]
+
+    assert any(r.get("to") is None for r in allowed(53, "UDP")) and any(r.get("to") is None for r in allowed(53))
+    assert any(r.get("to") in EGRESS_ANYWHERE for r in allowed(443)), "no HTTPS egress to the FHIR server"
+    redis = [w for w in workloads(docs) if w["kind"] == "StatefulSet"]
+    if redis:  # components/redis: to the Redis pods only, on 6379
+        [statefulset] = redis
+        to_redis = [peer for r in allowed(6379) for peer in r.get("to") or []]
+        assert any(selects(peer["podSelector"], pod_labels(statefulset)) for peer in to_redis if "podSelector" in peer)
+    else:  # an external Redis (prod): 6379 or TLS on 6380
+        assert allowed(6379) and allowed(6380)
+
+
+@pytest.mark.parametrize("variant", ["prod", "all-components"])
+def test_keda_scales_each_worker_on_its_own_queue(rendered: dict[str, list[Manifest]], variant: str) -> None:
+    docs = rendered[variant]
+    scaled_objects = of_kind(docs, "ScaledObject")
+    assert sorted(s["spec"]["scaleTargetRef"]["name"] for s in scaled_objects) == sorted(WORKER_ROLES)
+    for scaled in scaled_objects:
+        target = named(docs, "Deployment", scaled["spec"]["scaleTargetRef"]["name"])
         [trigger] = scaled["spec"]["triggers"]
-        assert trigger["type"] == "redis" and trigger["metadata"]["listName"] == "hofhir"
+        # The Redis list KEDA measures is the one queue the Deployment consumes (Celery's Redis transport
+        # keeps a queue's waiting messages in a list named after it).
+        [queue], _ = worker_queues_and_pool(docs, target)
+        assert trigger["type"] == "redis" and trigger["metadata"]["listName"] == queue, scaled["metadata"]["name"]
         assert all(isinstance(v, str) for v in trigger["metadata"].values()), trigger["metadata"]
+        assert trigger["metadata"]["listLength"].isdigit() and int(trigger["metadata"]["listLength"]) >= 1
         named(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
-        assert scaled["spec"]["minReplicaCount"] >= 1, "a hook call cannot wait for a worker to start"
+        assert scaled["spec"]["minReplicaCount"] >= 1, "a task must not wait for a worker to start"
+        assert scaled["spec"]["maxReplicaCount"] >= scaled["spec"]["fallback"]["replicas"] >= 1
         # KEDA owns the count; a fixed one in the Deployment would fight it on every apply.
-        assert "replicas" not in named(docs, "Deployment", "hofhir-worker")["spec"]
-    tls = named(rendered["prod"], "ScaledObject", "hofhir-worker")["spec"]["triggers"][0]["metadata"]
-    assert tls["enableTLS"] == "true"
+        assert "replicas" not in target["spec"], target["metadata"]["name"]
+        # The managed Redis of prod speaks TLS only; the in-cluster one does not.
+        assert trigger["metadata"]["enableTLS"] == ("true" if variant == "prod" else "false")
 
 
 def test_prod_pins_the_image_scales_up_and_uses_an_external_redis(rendered: dict[str, list[Manifest]]) -> None:
@@ -613,7 +779,7 @@ def test_prod_pins_the_image_scales_up_and_uses_an_external_redis(rendered: dict
         for container in containers(workload):
             assert not container["image"].endswith(":latest") and ":" in container["image"]
     assert of_kind(prod, "StatefulSet") == [] and of_kind(prod, "Secret") == []
-    for name in ("hofhir-web", "hofhir-worker"):
+    for name in ("hofhir-web", *WORKER_ROLES):
         container = named(prod, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
         ref = env_of(container)["HOFHIR_REDIS_URL"]["valueFrom"]["secretKeyRef"]
         assert ref == {"name": "hofhir-secrets", "key": "redis-url"}

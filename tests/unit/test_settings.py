@@ -26,6 +26,8 @@ def test_defaults_need_no_environment() -> None:
     assert (s.worker_concurrency, s.task_time_limit_s, s.max_deliveries, s.soft_shutdown_s) == (2, 120, 3, 25)
     assert (s.fhir_key_id, s.fhir_key_alg, s.fhir_timeout_s) == ("hofhir", "RS384", 10.0)
     assert s.broker is None and s.backend is None
+    # `hofhir evaluate` with no HOFHIR_* variable skips parsing and relies on these two defaults.
+    assert s.knowledge is None and s.public_url is None
 
 
 def test_every_variable_is_read(tmp_path: Path) -> None:

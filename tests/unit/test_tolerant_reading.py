@@ -287,3 +287,13 @@ def test_what_tolerant_reading_keeps_is_valid_r4_and_nothing_else_is_lost(resour
     for key, value in resource.items():  # every top-level element not dropped is kept unchanged
         if key not in dropped_tops:
             assert reading.resource[key] == value
+
+
+def test_the_validation_cache_is_bounded_by_the_bytes_it_holds() -> None:
+    cache = models._Cache(size=1000, max_bytes=10_000)
+    for i in range(100):
+        cache.put(f"{i:04d}".encode() * 100, models._VALID)  # 400 bytes each
+    assert cache._bytes <= 10_000 and len(cache._data) == 25
+    assert cache.get(b"0099" * 100) is models._VALID and cache.get(b"0000" * 100) is None  # oldest left first
+    cache.put(b"x" * (models.CACHE_ENTRY_BYTES + 1), models._VALID)  # too big to keep
+    assert cache.get(b"x" * (models.CACHE_ENTRY_BYTES + 1)) is None

@@ -13,7 +13,7 @@ from typing import Any
 
 from hofhir.clinical.model import Population
 from hofhir.fhir.dates import parse_date, parse_when, years_between
-from hofhir.fhir.read import ClinicalInput, label, relevant_sets
+from hofhir.fhir.read import ClinicalInput, label
 from hofhir.knowledge import Knowledge
 from hofhir.knowledge.terminology import icd_codes
 
@@ -297,7 +297,7 @@ class _Builder:
         if rtype == "Observation" and _observation_negative(resource):
             self.facts.ignored.append(f"{ref}: finding recorded as absent")
             return
-        concepts = relevant_sets(resource, self.k.terminology)
+        concepts = self.inputs.sets_of(index, self.k.terminology)
         if not concepts:
             return
         when, until, active, ordered = self.timing(rtype, resource)

@@ -56,6 +56,15 @@ class ClinicalInput:
     rejected: list[Rejection] = field(default_factory=list)
     seen: int = 0
     dropped: list[dict[str, str]] = field(default_factory=list)  # {resource, path, reason}: elements left out
+    # The value sets of each of `resources` (same order), as selection found them, so that the facts do not
+    # match every resource again. Not sent to a worker: there (or when its length differs) they are found anew.
+    relevance: list[frozenset[str]] = field(default_factory=list)
+
+    def sets_of(self, index: int, terminology: Terminology) -> set[str] | frozenset[str]:
+        """The value sets of `resources[index]`."""
+        if len(self.relevance) == len(self.resources):
+            return self.relevance[index]
+        return relevant_sets(self.resources[index], terminology)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -210,13 +219,15 @@ def select(
     terminology: Terminology,
     patient_id: str | None,
     dropped: list[dict[str, str]] | None = None,
+    relevance: list[frozenset[str]] | None = None,
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[Rejection], int]:
     """Pick the patient and the relevant resources about them; read those tolerantly.
 
-    Returns (patient, kept, rejected, seen); elements dropped on the way are appended to `dropped`.
+    Returns (patient, kept, rejected, seen); elements dropped on the way are appended to `dropped`, and the
+    value sets of each kept resource to `relevance`.
     """
     patient: dict[str, Any] | None = None
-    candidates: list[tuple[int, dict[str, Any]]] = []
+    candidates: list[tuple[int, dict[str, Any], set[str]]] = []
     rejected: list[Rejection] = []
     seen = 0
     patients: list[dict[str, Any]] = []
@@ -228,8 +239,10 @@ def select(
             continue
         if rtype == "Patient":
             patients.append(res)
-        elif rtype in CLINICAL_TYPES and rtype != "Medication" and relevant_sets(res, terminology):
-            candidates.append((index, res))
+        elif rtype in CLINICAL_TYPES and rtype != "Medication":
+            sets = relevant_sets(res, terminology)
+            if sets:
+                candidates.append((index, res, sets))
     if patient_id:
         patient = next((p for p in patients if p.get("id") == patient_id), None)
     elif patients:
@@ -239,13 +252,16 @@ def select(
     own_id = (patient or {}).get("id")
     wanted = f"Patient/{patient_id or (own_id if isinstance(own_id, str) else '')}"
     kept: list[dict[str, Any]] = []
-    for index, res in candidates:
+    relevance = relevance if relevance is not None else []
+    for index, res, sets in candidates:
         ref = patient_reference(res)
         if ref is not None and wanted != "Patient/" and ref != wanted:
             continue  # another patient's resource in a multi-patient bundle
         readable = _tolerant(res, label(res, index), rejected, dropped, terminology)
         if readable is not None:
             kept.append(readable)
+            # A resource that lost elements is matched again: its codes may be among what was lost.
+            relevance.append(frozenset(sets if readable is res else relevant_sets(readable, terminology)))
     return patient, kept, rejected, seen
 
 
@@ -295,7 +311,8 @@ def from_hook_request(
         resources.extend(prefetch_resources(value))
     patient_id = context.get("patientId") if isinstance(context.get("patientId"), str) else None
     dropped: list[dict[str, str]] = []
-    patient, kept, rejected, seen = select(resources, terminology, patient_id, dropped)
+    relevance: list[frozenset[str]] = []
+    patient, kept, rejected, seen = select(resources, terminology, patient_id, dropped, relevance)
     drafts, draft_rejections = draft_orders(context, terminology, dropped)
     return ClinicalInput(
         hook=hook,
@@ -306,6 +323,7 @@ def from_hook_request(
         rejected=rejected + draft_rejections,
         seen=seen,
         dropped=dropped,
+        relevance=relevance,
     )
 
 
@@ -356,9 +374,17 @@ def from_resources(
     patient_id: str | None = None,
 ) -> ClinicalInput:
     dropped: list[dict[str, str]] = []
-    patient, kept, rejected, seen = select(resources, terminology, patient_id, dropped)
+    relevance: list[frozenset[str]] = []
+    patient, kept, rejected, seen = select(resources, terminology, patient_id, dropped, relevance)
     pid = patient_id or (patient or {}).get("id")
     context = {"patientId": pid} if isinstance(pid, str) else {}
     return ClinicalInput(
-        hook=hook, patient=patient, resources=kept, context=context, rejected=rejected, seen=seen, dropped=dropped
+        hook=hook,
+        patient=patient,
+        resources=kept,
+        context=context,
+        rejected=rejected,
+        seen=seen,
+        dropped=dropped,
+        relevance=relevance,
     )

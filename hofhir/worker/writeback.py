@@ -81,7 +81,9 @@ def read_record(client: FhirClient, patient_id: str, k: Knowledge, deadline: flo
     resources: list[dict[str, Any]] = [patient]
     for matches in found[: len(SEARCHES)]:
         resources.extend(matches)
-    chosen, kept, rejected, seen = select(resources, k.terminology, patient_id)
+    dropped: list[dict[str, str]] = []
+    relevance: list[frozenset[str]] = []
+    chosen, kept, rejected, seen = select(resources, k.terminology, patient_id, dropped, relevance)
     inputs = ClinicalInput(
         hook="patient-view",
         patient=chosen,
@@ -89,6 +91,8 @@ def read_record(client: FhirClient, patient_id: str, k: Knowledge, deadline: flo
         context={"patientId": patient_id},
         rejected=rejected,
         seen=seen,
+        dropped=dropped,
+        relevance=relevance,
     )
     return PatientRecord(inputs, {"RiskAssessment": found[-2], "DetectedIssue": found[-1]})
 

@@ -15,7 +15,7 @@ from cds_hooks.cards import render_response
 from hofhir.clinical.evaluate import Evaluation, evaluate
 from hofhir.fhir import models
 from hofhir.fhir.models import read_resource
-from hofhir.fhir.read import ClinicalInput, from_hook_request, from_resources
+from hofhir.fhir.read import ClinicalInput, from_hook_request, from_resources, relevant_sets
 from hofhir.knowledge import Knowledge
 from tests import builders as b
 from tests.contract import response_problems
@@ -297,3 +297,16 @@ def test_the_validation_cache_is_bounded_by_the_bytes_it_holds() -> None:
     assert cache.get(b"0099" * 100) is models._VALID and cache.get(b"0000" * 100) is None  # oldest left first
     cache.put(b"x" * (models.CACHE_ENTRY_BYTES + 1), models._VALID)  # too big to keep
     assert cache.get(b"x" * (models.CACHE_ENTRY_BYTES + 1)) is None
+
+
+def test_the_facts_use_the_value_sets_selection_found_and_find_them_anew_after_a_round_trip(kb: Knowledge) -> None:
+    request, now = s01()
+    inputs = from_hook_request(request, kb.terminology)
+    assert len(inputs.relevance) == len(inputs.resources) > 0
+    for index, resource in enumerate(inputs.resources):
+        assert inputs.sets_of(index, kb.terminology) == relevant_sets(resource, kb.terminology)
+    again = ClinicalInput.from_dict(json.loads(json.dumps(inputs.as_dict())))
+    assert again.relevance == [] and again.sets_of(0, kb.terminology) == relevant_sets(
+        again.resources[0], kb.terminology
+    )
+    assert evaluate(again, now, kb).guidance == evaluate(inputs, now, kb).guidance

@@ -17,7 +17,6 @@ from cds_hooks.prefetch import DeadlineMissed, fhir_server_policy, resolve_prefe
 from cds_hooks.services import CdsService
 from cds_hooks.validation import check_request
 from hofhir.adapters import metrics
-from hofhir.adapters.store import StoreUnavailable
 from hofhir.fhir.read import from_hook_request
 
 if TYPE_CHECKING:
@@ -88,7 +87,7 @@ def run_hook_call(
         return _missed(service, started, "evaluation", log)
     response = render_response(outcome.evaluation.guidance, base_url)
     cards: list[dict[str, Any]] = response["cards"]
-    if not remember_cards(s, service.id, cards, deadline):
+    if not remember_cards(s, service.id, cards):
         log["card_index_lost"] = True
     for card in cards:
         metrics.child(metrics.CARDS, card["source"]["topic"]["code"], card["indicator"]).inc()
@@ -105,12 +104,9 @@ def _missed(service: CdsService, started: float, stage: str, log: dict[str, Any]
     return HookAnswer({"cards": []}, path, log | {"cards": 0, "path": path})
 
 
-def remember_cards(s: ServiceState, service_id: str, cards: list[dict[str, Any]], deadline: float) -> bool:
-    """Card uuid -> topic, so feedback (which names only the uuid) can be counted per topic. One round trip,
-    waited for only until the deadline: a slow or hung store loses the index entries, never the answer."""
+def remember_cards(s: ServiceState, service_id: str, cards: list[dict[str, Any]]) -> bool:
+    """Card uuid -> topic, so feedback (which names only the uuid) can be counted per topic. Written behind:
+    the answer never waits for the store (in Redis mode many calls share one round trip), and a slow or
+    hung store loses index entries, never the answer. False when the entries could not be taken."""
     entries = {card_key(service_id, card["uuid"]): card["source"]["topic"]["code"] for card in cards}
-    try:
-        s.store.put_many(entries, s.settings.card_index_ttl_s, timeout_s=max(0.0, deadline - time.monotonic()))
-    except StoreUnavailable:
-        return False
-    return True
+    return s.store.put_many_behind(entries, s.settings.card_index_ttl_s)

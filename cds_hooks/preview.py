@@ -130,7 +130,7 @@ def evaluate_request(s: ServiceState, req: dict[str, Any], now: datetime, base_u
         raise HttpError(400, str(exc)) from exc
     response = render_response(evaluation.guidance, base_url)
     # The card index feedback counts by, kept as a hook call keeps it (a store that is down loses it, not the preview).
-    remember_cards(s, service_id, response["cards"], time.monotonic() + PREFETCH_BUDGET_S)
+    remember_cards(s, service_id, response["cards"])
     timeline = build_timeline(build_facts(inputs, s.knowledge, now), evaluation, s.knowledge)
     return {
         "service": service_id,

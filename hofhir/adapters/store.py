@@ -8,6 +8,7 @@ exception), so callers decide what an outage means for them.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -23,6 +24,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 T = TypeVar("T")
+_log = logging.getLogger("hofhir.store")
 DEFAULT_MAX_ENTRIES = 200_000  # the embedded store: ~400 bytes a card-index entry (measured), ~80 MB when full
 
 
@@ -41,6 +43,10 @@ class Store(OnceStore, Protocol):
     def put(self, key: str, value: str, ttl_s: int) -> None: ...
     def put_many(self, items: Mapping[str, str], ttl_s: int, timeout_s: float) -> None:
         """Write several keys in one round trip, waiting at most `timeout_s`; StoreUnavailable past it."""
+        ...
+
+    def put_many_behind(self, items: Mapping[str, str], ttl_s: int) -> bool:
+        """Write several keys without waiting for the store; False when they cannot be taken (never raises)."""
         ...
 
     def set_if_absent(self, key: str, value: str, ttl_s: int) -> bool: ...
@@ -98,6 +104,10 @@ class MemoryStore:
             for key, value in items.items():
                 self._values[key] = (value, until)
 
+    def put_many_behind(self, items: Mapping[str, str], ttl_s: int) -> bool:
+        self.put_many(items, ttl_s, 0.0)  # in memory: as cheap done now as later
+        return True
+
     def set_if_absent(self, key: str, value: str, ttl_s: int) -> bool:
         with self._lock:
             if self._values.get(key) is not None:
@@ -152,12 +162,22 @@ class RedisStore:
     # and writes arriving while it is stuck are refused at once instead of queueing behind it.
     MAX_PENDING = 8
 
+    # Keys written behind (the card index): queued by the callers, written by one thread per process in one
+    # pipeline for all that are queued; at most this many wait (a slow or hung Redis), beyond it they are
+    # refused at once.
+    MAX_BEHIND = 10_000
+
     def __init__(self, client: redis.Redis[str] | redis.Redis[bytes], prefix: str = "hofhir:") -> None:
         self.client = client
         self.prefix = prefix
         self._executor: ThreadPoolExecutor | None = None
         self._pending = 0
         self._pending_lock = threading.Lock()
+        self._behind: list[tuple[Mapping[str, str], int]] = []
+        self._behind_count = 0  # keys queued or being written
+        self._behind_ready = threading.Condition(threading.Lock())
+        self._writer: threading.Thread | None = None
+        self.behind_lost = 0  # keys a failed write lost (the writer's count; logged)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "hofhir:", timeout_s: float = 0.5) -> RedisStore:
@@ -216,6 +236,42 @@ class RedisStore:
             raise StoreUnavailable(f"Redis: no answer within {timeout_s * 1000:.0f} ms") from None
         except redis.RedisError as exc:
             raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
+
+    def put_many_behind(self, items: Mapping[str, str], ttl_s: int) -> bool:
+        """Queue the keys for the writer thread: the caller (a hook call) never waits on Redis, and many
+        calls' keys share one round trip. False when MAX_BEHIND keys already wait."""
+        if not items:
+            return True
+        with self._behind_ready:
+            if self._behind_count + len(items) > self.MAX_BEHIND:
+                return False
+            self._behind.append((items, ttl_s))
+            self._behind_count += len(items)
+            if self._writer is None or not self._writer.is_alive():  # first use in this process (after fork)
+                self._writer = threading.Thread(target=self._write_behind, name="hofhir-store-writer", daemon=True)
+                self._writer.start()
+            self._behind_ready.notify()
+        return True
+
+    def _write_behind(self) -> None:
+        while True:
+            with self._behind_ready:
+                while not self._behind:
+                    self._behind_ready.wait()
+                batch, self._behind = self._behind, []
+            count = sum(len(items) for items, _ in batch)
+            try:
+                pipe = self.client.pipeline(transaction=False)
+                for items, ttl_s in batch:
+                    for key, value in items.items():
+                        pipe.set(self.prefix + key, value, ex=max(1, ttl_s))
+                pipe.execute()
+            except redis.RedisError as exc:
+                self.behind_lost += count
+                _log.warning("store: %d keys written behind were lost (%s)", count, type(exc).__name__)
+            finally:
+                with self._behind_ready:
+                    self._behind_count -= count
 
     def set_if_absent(self, key: str, value: str, ttl_s: int) -> bool:
         return bool(self._call(lambda: self.client.set(self.prefix + key, value, nx=True, ex=max(1, ttl_s))))

@@ -23,6 +23,8 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hofhir.fhir.models import CLINICAL_TYPES
 
+# What the rules read, and what the write-back writes (RiskAssessment, DetectedIssue).
+RESOURCE_TYPES = CLINICAL_TYPES | {"RiskAssessment", "DetectedIssue"}
 OUT = Path(__file__).resolve().parent.parent / "hofhir" / "knowledge" / "r4b_shapes.json"
 
 # fhir_core's primitive metadata classes, by class name, to the FHIR primitive type they check.
@@ -96,10 +98,10 @@ def _element_model(name: str, paths: dict[str, str]) -> Any:
 
 
 def table() -> dict[str, Any]:
-    """The shapes of the clinical resource types and every element type reachable from them."""
+    """The shapes of RESOURCE_TYPES and of every element type reachable from them."""
     types: dict[str, Any] = {}
     paths: dict[str, str] = {}
-    todo: list[tuple[str, Any]] = [(t, _model(t)) for t in sorted(CLINICAL_TYPES)]
+    todo: list[tuple[str, Any]] = [(t, _model(t)) for t in sorted(RESOURCE_TYPES)]
     while todo:
         name, model = todo.pop()
         if name in types:
@@ -138,7 +140,7 @@ def table() -> dict[str, Any]:
             entry["choices"] = [sorted(v) for _, v in sorted(choices.items())]
         if choice_required:
             entry["choicesRequired"] = [sorted(choices[g]) for g in sorted(choice_required)]
-        if name in CLINICAL_TYPES:
+        if name in RESOURCE_TYPES:
             entry["resource"] = True
         types[name] = entry
         todo = [(n, m if m is not None else _element_model(n, paths)) for n, m in todo]

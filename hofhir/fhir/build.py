@@ -18,8 +18,7 @@ from typing import Any
 
 import orjson
 
-from hofhir.fhir.models import build
-from hofhir.fhir.shapes import conforms, in_model_order
+from hofhir.fhir.models import build, valid
 from hofhir.knowledge.terminology import CPT, LOINC, RXNORM, SNOMED
 
 # FHIR R4 `string` (the pattern fhir.resources checks): not empty, at least one non-blank-ish character.
@@ -52,8 +51,7 @@ class Template:
     def make(cls, resource_type: str, data: dict[str, Any]) -> Template:
         # Built with placeholders so the slots are in place. A template the element-table check passes is
         # valid R4 as written (put in the models' element order); any other goes through the model.
-        slotted = {"resourceType": resource_type, **_with_slots(data, _PLACEHOLDER_PATIENT, _PLACEHOLDER_REASON)}
-        built = in_model_order(slotted) if conforms(slotted) else build(resource_type, slotted)
+        built = valid(resource_type, _with_slots(data, _PLACEHOLDER_PATIENT, _PLACEHOLDER_REASON))
         if "subject" not in built or "reasonCode" not in built:
             raise ValueError(f"{resource_type} template lost its subject or reasonCode slot")
         return cls(resource_type, orjson.dumps(data), orjson.dumps(built))

@@ -49,3 +49,9 @@ def years_between(earlier: date, later: date) -> int:
 
 def ensure_aware(now: datetime) -> datetime:
     return now if now.tzinfo else now.replace(tzinfo=UTC)
+
+
+def fhir_datetime(moment: datetime) -> str:
+    """An aware datetime as the R4B models write a FHIR dateTime: ISO 8601, "Z" for UTC."""
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from hofhir.fhir.shapes import conforms
+from hofhir.fhir.shapes import conforms, in_model_order
 
 # What the rules read, and so what is worth validating.
 CLINICAL_TYPES = frozenset(
@@ -386,3 +386,10 @@ def build(resource_type: str, data: dict[str, Any]) -> dict[str, Any]:
     """Build a resource through its R4B model and return its JSON form (raises on invalid input)."""
     model = _model(resource_type).model_validate({"resourceType": resource_type, **data})
     return dict(model.model_dump(mode="json", exclude_none=True))
+
+
+def valid(resource_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """`build`'s result without the model when the element-table check passes the resource as written
+    (then it is put in the model's element order); else through the model (raises on invalid input)."""
+    candidate = {"resourceType": resource_type, **data}
+    return in_model_order(candidate) if conforms(candidate) else build(resource_type, data)

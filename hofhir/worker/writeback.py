@@ -19,7 +19,8 @@ from typing import Any
 from hofhir.adapters.fhirclient import FhirClient
 from hofhir.clinical.evaluate import Evaluation
 from hofhir.clinical.model import Topic
-from hofhir.fhir.models import build
+from hofhir.fhir.dates import fhir_datetime
+from hofhir.fhir.models import valid
 from hofhir.fhir.read import ClinicalInput, select
 from hofhir.knowledge import Knowledge
 
@@ -117,7 +118,7 @@ def risk_assessment(
         "identifier": [{"system": IDENTIFIER_SYSTEM, "value": f"ho-risk-{patient_id}"}],
         "status": "final",
         "subject": {"reference": f"Patient/{patient_id}"},
-        "occurrenceDateTime": now.isoformat(),
+        "occurrenceDateTime": fhir_datetime(now),
         "code": {
             "coding": [
                 {
@@ -149,7 +150,7 @@ def risk_assessment(
 
 def _resource(resource_type: str, data: dict[str, Any], validated: bool) -> dict[str, Any]:
     """Through the R4B model (`validated`), or the same content as a draft, for comparing only."""
-    return build(resource_type, data) if validated else {"resourceType": resource_type, **data}
+    return valid(resource_type, data) if validated else {"resourceType": resource_type, **data}
 
 
 def detected_issue(
@@ -174,7 +175,7 @@ def detected_issue(
                 ]
             },
             "patient": {"reference": f"Patient/{patient_id}"},
-            "identifiedDateTime": now.isoformat(),
+            "identifiedDateTime": fhir_datetime(now),
             "detail": "; ".join(g.summary for g in issues),
         },
         validated,
@@ -212,7 +213,7 @@ def _save(
     existing = current[0] if current is not None and len(current) == 1 else None
     if existing is not None and isinstance(existing.get("id"), str) and meaning(existing) == meaning(draft):
         return f"{rtype}/{existing['id']}", False
-    resource = build(rtype, {k: v for k, v in draft.items() if k != "resourceType"})
+    resource = valid(rtype, {k: v for k, v in draft.items() if k != "resourceType"})
     if existing is not None and isinstance(existing.get("id"), str):
         if meaning(existing) == meaning(resource):
             return f"{rtype}/{existing['id']}", False

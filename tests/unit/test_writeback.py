@@ -56,3 +56,24 @@ def test_write_back_tasks_have_their_own_queue_and_a_threads_role() -> None:
     assert role()[:2] == ["-Q", f"{QUEUE},{WRITEBACK_QUEUE}"]
     with pytest.raises(SettingsError):
         role(HOFHIR_WORKER_ROLE="everything")
+
+
+@pytest.mark.parametrize("case", cases())
+def test_what_is_written_is_what_the_r4b_model_builds_even_without_running_it(case: str, kb: Knowledge) -> None:
+    """The written resources skip pydantic when the element-table check passes them: they must be exactly
+    the model's JSON, in its element order, and the models must not have been needed."""
+    from hofhir.fhir import models
+
+    request, expect = load(case)
+    now = datetime.fromisoformat(expect["now"])
+    evaluation = evaluate(from_hook_request(request, kb.terminology), now, kb)
+    for written, draft in (
+        (risk_assessment(evaluation, "pt-1", now), risk_assessment(evaluation, "pt-1", now, validated=False)),
+        (detected_issue(evaluation, "pt-1", now), detected_issue(evaluation, "pt-1", now, validated=False)),
+    ):
+        if written is None or draft is None:
+            assert written is draft is None
+            continue
+        through_model = models.build(draft["resourceType"], {k: v for k, v in draft.items() if k != "resourceType"})
+        assert written == through_model and list(written) == list(through_model)
+        assert models.conforms(draft)  # the fast path was taken

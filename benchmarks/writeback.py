@@ -1,12 +1,15 @@
 """Subscription write-back throughput: notifications per second to a written RiskAssessment.
 
-    python benchmarks/writeback.py [--copies 20] [--threads 16] [--synthea 1]
+    python benchmarks/writeback.py [--copies 20] [--threads 16] [--synthea 1] [--senders 4]
 
 End to end against the test FHIR engine (tests/fhirserver: Medplum's in-memory router under Node):
 the webhook (gunicorn, Redis mode) receives one R4 rest-hook notification per patient, queues the task
 on Redis, a `hofhir worker` (HOFHIR_WORKER_ROLE=writeback: a pool of threads) reads the patient from the
-engine, evaluates and writes the RiskAssessment. The clock runs from the first notification sent to the
-last task finished; the engine is then checked for exactly one RiskAssessment per patient.
+engine, evaluates and writes the RiskAssessment. The notifications are sent by `--senders` concurrent
+clients (a FHIR server delivers them from several threads; 1 sends them one after another, which
+measures the webhook's latency more than the system's throughput). The clock runs from the first
+notification sent to the last task finished; the engine is then checked for exactly one RiskAssessment
+per patient.
 
 Patients: every vignette's chart (shared/vignettes, dates moved to today), copied `--copies` times
 under new ids (about ten resources each); optionally the Synthea patients too (71 to 542 resources).
@@ -20,6 +23,7 @@ import argparse
 import re
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +78,19 @@ def notify(web: httpx.Client, patient: str, n: int) -> None:
 
 
 def one_round(
-    web: httpx.Client, worker: Worker, engine_pid: int, patients: list[str], first: int, timeout: float = 300
+    web: httpx.Client,
+    worker: Worker,
+    engine_pid: int,
+    patients: list[str],
+    first: int,
+    timeout: float = 300,
+    senders: int = 1,
 ) -> dict[str, float]:
     before = worker.finished(TASK)
     cpu_worker, cpu_engine = cpu_seconds(worker.process.pid), cpu_seconds(engine_pid)
     started = time.perf_counter()
-    for i, patient in enumerate(patients):
-        notify(web, patient, first + i)
+    with ThreadPoolExecutor(max_workers=max(1, senders)) as pool:  # httpx.Client is shared across threads
+        list(pool.map(lambda item: notify(web, item[1], first + item[0]), enumerate(patients)))
     sent = time.perf_counter() - started
     deadline = time.monotonic() + timeout
     while worker.finished(TASK) < before + len(patients):
@@ -107,8 +117,8 @@ def count_assessments(base_url: str) -> tuple[int, int]:
     return len(subjects), len(set(subjects))
 
 
-def run(copies: int = 20, threads: int = 16, synthea: int = 0) -> dict[str, Any]:
-    results: dict[str, Any] = {"threads": threads, "copies": copies}
+def run(copies: int = 20, threads: int = 16, synthea: int = 0, senders: int = 4) -> dict[str, Any]:
+    results: dict[str, Any] = {"threads": threads, "copies": copies, "senders": senders}
     populations = {"vignette-sized": vignette_bundles(copies)}
     if synthea:
         bundles = [orjson.loads(p.read_bytes()) for p in sorted(SYNTHEA.glob("*.json"))]
@@ -135,10 +145,10 @@ def run(copies: int = 20, threads: int = 16, synthea: int = 0) -> dict[str, Any]
                     # Warm-up (imports, the knowledge base, connections) on a patient left out of the rounds.
                     warm, patients = patients[-1], patients[:-1]
                     one_round(web, worker, fhir.process.pid, [warm], 10**6)
-                    first = one_round(web, worker, fhir.process.pid, patients, 0)
+                    first = one_round(web, worker, fhir.process.pid, patients, 0, senders=senders)
                     written, distinct = count_assessments(fhir.base_url)
                     first["risk_assessments"] = written
-                    again = one_round(web, worker, fhir.process.pid, patients, len(patients))
+                    again = one_round(web, worker, fhir.process.pid, patients, len(patients), senders=senders)
                     after, _ = count_assessments(fhir.base_url)
                     puts = sum(1 for r in fhir.requests("PUT /fhir/RiskAssessment"))
             finally:
@@ -161,8 +171,10 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=20, help="copies of each vignette's patient")
     parser.add_argument("--threads", type=int, default=16, help="write-back threads in the worker")
     parser.add_argument("--synthea", type=int, default=0, help="also each Synthea patient this many times")
+    parser.add_argument("--senders", type=int, default=4, help="concurrent clients sending the notifications")
     args = parser.parse_args()
-    print(orjson.dumps(run(args.copies, args.threads, args.synthea), option=orjson.OPT_INDENT_2).decode())
+    result = run(args.copies, args.threads, args.synthea, args.senders)
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
 
 
 if __name__ == "__main__":

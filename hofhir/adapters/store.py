@@ -166,6 +166,7 @@ class RedisStore:
     # pipeline for all that are queued; at most this many wait (a slow or hung Redis), beyond it they are
     # refused at once.
     MAX_BEHIND = 10_000
+    BEHIND_GATHER_S = 0.02  # how long the writer lets keys gather before it sends them
 
     def __init__(self, client: redis.Redis[str] | redis.Redis[bytes], prefix: str = "hofhir:") -> None:
         self.client = client
@@ -258,6 +259,8 @@ class RedisStore:
             with self._behind_ready:
                 while not self._behind:
                     self._behind_ready.wait()
+            time.sleep(self.BEHIND_GATHER_S)  # let more calls' keys gather: fewer round trips and thread switches
+            with self._behind_ready:
                 batch, self._behind = self._behind, []
             count = sum(len(items) for items, _ in batch)
             try:

@@ -103,7 +103,9 @@ _VALID = _Outcome((), (), None)
 
 
 class _Cache:
-    """Least recently used first out, bounded by entries and by the bytes of the keys."""
+    """Least recently used first out, bounded by entries and by the bytes of the keys.
+
+    Hand-written: cachetools' caches bound one measure (count or size); this needs both, under one lock."""
 
     def __init__(self, size: int, max_bytes: int = CACHE_BYTES) -> None:
         self._size = size

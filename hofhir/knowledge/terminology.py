@@ -72,8 +72,9 @@ def _icd_stem(code: str) -> str | None:
     return None
 
 
-# Distinct texts each terminology remembers the matches of, and the longest text remembered.
-MEMO_ENTRIES = 4096
+# Distinct (system, code) pairs and texts each terminology remembers the matches of (each memo starts
+# again when full), and the longest text remembered.
+MEMO_ENTRIES = 16_384
 MEMO_TEXT_CHARS = 512
 
 
@@ -96,9 +97,6 @@ class ValueSet:
     sources: dict[str, str] = field(default_factory=dict)  # "system|code" -> why it is here
 
 
-MEMO_SIZE = 16_384  # distinct (system, code) pairs remembered per terminology
-
-
 class Terminology:
     """All value sets, indexed for matching a coding against every set at once."""
 
@@ -113,23 +111,22 @@ class Terminology:
                 self._prefix.setdefault(prefix, set()).add(vs.name)
         self._named = [vs for vs in self.valuesets.values() if vs.name_pattern is not None]
         self._coding_memo: dict[tuple[str | None, str], frozenset[str]] = {}
-        # Texts too: the same few medication and order texts come in call after call (bounded the same way).
+        # Texts too: the same few medication and order texts come in call after call.
         self._text_memo: dict[str, frozenset[str]] = {}
 
     def sets_for_coding(self, system: Any, code: Any) -> frozenset[str]:
         """Names of the value sets a single coding belongs to.
 
         Remembered per (system, code): a chart repeats the same few codes, and the answer depends on
-        nothing else. Bounded: past MEMO_SIZE distinct codings it starts again.
+        nothing else. Bounded by MEMO_ENTRIES.
         """
         if not code or not isinstance(code, str) or not (system is None or isinstance(system, str)):
             return frozenset()
         key = (system, code)
         found = self._coding_memo.get(key)
         if found is None:
-            if len(self._coding_memo) >= MEMO_SIZE:
-                self._coding_memo.clear()
-            found = self._coding_memo[key] = frozenset(self._sets_for_coding(system, code))
+            found = frozenset(self._sets_for_coding(system, code))
+            _remember(self._coding_memo, key, found)
         return found
 
     def _sets_for_coding(self, system: str | None, code: str) -> set[str]:

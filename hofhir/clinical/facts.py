@@ -47,7 +47,7 @@ NEGATIVE_VALUES = frozenset({"2667000", "373067005", "260385009", "N", "n", "no"
 FAHRENHEIT = frozenset({"[degF]", "degF", "°F", "F", "deg F"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Entry:
     """One coded, dated item of the record, under one value set (`concept`)."""
 
@@ -65,8 +65,42 @@ class Entry:
     verification: str = ""  # Condition.verificationStatus code ("" when absent)
     reasons: tuple[str, ...] = ()  # value sets named by the resource's reasonCode (orders, procedures)
 
+    # The __init__ dataclass would write, with the same signature (tests/unit/test_facts_init.py), storing
+    # into the instance dict: a frozen dataclass's own __init__ calls object.__setattr__ per field, which
+    # cost three times as much as the rest of the instance (one or more per relevant resource).
+    def __init__(
+        self,
+        concept: str,
+        resource: str,
+        resource_type: str,
+        display: str,
+        when: datetime | None,
+        until: datetime | None = None,
+        active: bool = True,
+        ordered_only: bool = False,
+        icd: tuple[str, ...] = (),
+        site: str = "",
+        note: str = "",
+        verification: str = "",
+        reasons: tuple[str, ...] = (),
+    ) -> None:
+        d = self.__dict__
+        d["concept"] = concept
+        d["resource"] = resource
+        d["resource_type"] = resource_type
+        d["display"] = display
+        d["when"] = when
+        d["until"] = until
+        d["active"] = active
+        d["ordered_only"] = ordered_only
+        d["icd"] = icd
+        d["site"] = site
+        d["note"] = note
+        d["verification"] = verification
+        d["reasons"] = reasons
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Measurement:
     """A numeric result with its unit and the range it is judged against."""
 
@@ -82,6 +116,35 @@ class Measurement:
     interpretation: str = ""
     unit_known: bool = True  # False: a unit the knowledge base cannot read or convert (never compared)
     original: str = ""  # the value as recorded, when it was converted ("3.6 ukat/L")
+
+    def __init__(  # as Entry's, for the same reason
+        self,
+        concept: str,
+        resource: str,
+        display: str,
+        when: datetime | None,
+        value: float | None,
+        unit: str,
+        low: float | None,
+        high: float | None,
+        range_source: str,
+        interpretation: str = "",
+        unit_known: bool = True,
+        original: str = "",
+    ) -> None:
+        d = self.__dict__
+        d["concept"] = concept
+        d["resource"] = resource
+        d["display"] = display
+        d["when"] = when
+        d["value"] = value
+        d["unit"] = unit
+        d["low"] = low
+        d["high"] = high
+        d["range_source"] = range_source
+        d["interpretation"] = interpretation
+        d["unit_known"] = unit_known
+        d["original"] = original
 
     @property
     def above_range(self) -> bool | None:
@@ -313,20 +376,21 @@ class _Builder:
         reason_sets = tuple(sorted(reasons))
         for concept in sorted(concepts):
             self.add(
+                # Positional: keywords cost a dict per call (Entry's field order).
                 Entry(
-                    concept=concept,
-                    resource=ref,
-                    resource_type=rtype,
-                    display=display,
-                    when=when,
-                    until=until,
-                    active=active,
-                    ordered_only=ordered,
-                    icd=icd,
-                    site=site,
-                    note=note,
-                    verification=verification,
-                    reasons=reason_sets,
+                    concept,
+                    ref,
+                    rtype,
+                    display,
+                    when,
+                    until,
+                    active,
+                    ordered,
+                    icd,
+                    site,
+                    note,
+                    verification,
+                    reason_sets,
                 )
             )
             if rtype == "Observation" and concept in MEASURED:
@@ -414,8 +478,8 @@ class _Builder:
                 high,
                 range_source,
                 interpretation,
-                unit_known=unit_known,
-                original=original,
+                unit_known,
+                original,
             )
         )
 

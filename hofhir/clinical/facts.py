@@ -323,6 +323,60 @@ def _lab_range(resource: dict[str, Any]) -> tuple[float | None, float | None]:
     return None, None
 
 
+# The lab plans each knowledge value remembers (distinct LOINC codes and units; starts again when full).
+LAB_PLANS = 4096
+_LabPlan = tuple[tuple[float, str] | None, dict[str, Any] | None, bool]
+
+
+class _Labs:
+    """What the knowledge base says about a lab result's codes and unit (parameters.toml [unit_conversions],
+    [reference_ranges]), worked out once per (codes, unit) and knowledge value: the same few labs come in
+    call after call, and each used to test every spec."""
+
+    def __init__(self, parameters: dict[str, Any]) -> None:
+        self.parameters = parameters
+        self._plans: dict[tuple[tuple[str, ...], str], _LabPlan] = {}
+
+    def plan(self, r: dict[str, Any], unit: str) -> _LabPlan:
+        """(conversion, default range spec, unit readable) for an Observation with this unit.
+
+        conversion: (factor, target unit) when the knowledge base converts the unit; default range spec:
+        the lab's [reference_ranges] entry when it has one for the (converted) unit, else None; unit
+        readable: False when the knowledge base has a default range for the lab and cannot read the unit.
+        """
+        codings = (r.get("code") or {}).get("coding") or []
+        first = codings[0] if type(codings) is list and len(codings) == 1 else None  # most results: no loop
+        key: tuple[tuple[str, ...], str]
+        if type(first) is dict:
+            key = ((str(first.get("code")),), unit)
+        else:
+            key = (tuple(str(c.get("code")) for c in codings if isinstance(c, dict)), unit)
+        found = self._plans.get(key)
+        if found is None:
+            found = self._plan(set(key[0]), unit)
+            if len(self._plans) >= LAB_PLANS:
+                self._plans.clear()
+            self._plans[key] = found
+        return found
+
+    def _plan(self, codes: set[str], unit: str) -> _LabPlan:
+        conversion: tuple[float, str] | None = None
+        for spec in (self.parameters.get("unit_conversions") or {}).values():
+            if codes & set(spec.get("loinc", [])) and unit in spec.get("factors", {}):
+                conversion = float(spec["factors"][unit]), str(spec["to"])
+                unit = conversion[1]
+                break
+        for spec in (self.parameters.get("reference_ranges") or {}).values():
+            if codes & set(spec.get("loinc", [])):
+                readable = unit in spec.get("units", [])
+                return conversion, (spec if readable else None), readable
+        return conversion, None, True
+
+
+def _labs(k: Knowledge) -> _Labs:
+    return k.derive("facts-labs", lambda: _Labs(k.parameters))
+
+
 class _Builder:
     def __init__(self, inputs: ClinicalInput, knowledge: Knowledge, now: datetime) -> None:
         self.k = knowledge
@@ -335,6 +389,7 @@ class _Builder:
             deceased=patient.get("deceasedBoolean") is True or isinstance(patient.get("deceasedDateTime"), str),
         )
         self.inputs = inputs
+        self.labs = _labs(knowledge)
 
     def add(self, entry: Entry) -> None:
         self.facts.entries.setdefault(entry.concept, []).append(entry)
@@ -452,8 +507,7 @@ class _Builder:
         low, high = _lab_range(r)
         range_source = "lab" if (low is not None or high is not None) else ""
         unit_known = True
-        codes = self._loinc(r)  # read once for the three look-ups below
-        conversion = self.conversion(codes, unit)
+        conversion, default, readable = self.labs.plan(r, unit)
         if conversion is not None:
             # ho-rules-v1 §4 (1.1): a unit the knowledge base converts (µkat/L -> U/L), range and all.
             factor, target = conversion
@@ -464,8 +518,8 @@ class _Builder:
             high = round(high * factor, 2) if high is not None else None
             unit = target
         if not range_source:
-            low, high, range_source = self.default_range(codes, unit, when)
-            unit_known = self.unit_readable(codes, unit)
+            low, high, range_source = self.default_range(default, when)
+            unit_known = readable
         self.facts.measurements.setdefault(concept, []).append(
             Measurement(
                 concept,
@@ -483,42 +537,17 @@ class _Builder:
             )
         )
 
-    @staticmethod
-    def _loinc(r: dict[str, Any]) -> set[str]:
-        return {str(c.get("code")) for c in (r.get("code") or {}).get("coding") or [] if isinstance(c, dict)}
-
-    def conversion(self, codes: set[str], unit: str) -> tuple[float, str] | None:
-        """(factor, target unit) when this result's unit (its codes: `_loinc`) is one the knowledge base converts."""
-        for spec in (self.k.parameters.get("unit_conversions") or {}).values():
-            if codes & set(spec.get("loinc", [])) and unit in spec.get("factors", {}):
-                return float(spec["factors"][unit]), str(spec["to"])
-        return None
-
-    def unit_readable(self, codes: set[str], unit: str) -> bool:
-        """False when the knowledge base has a default range for this lab and cannot read its unit (§4 1.1)."""
-        for spec in (self.k.parameters.get("reference_ranges") or {}).values():
-            if codes & set(spec.get("loinc", [])):
-                return unit in spec.get("units", [])
-        return True
-
     def default_range(
-        self, codes: set[str], unit: str, when: datetime | None
+        self, spec: dict[str, Any] | None, when: datetime | None
     ) -> tuple[float | None, float | None, str]:
-        """The knowledge base's default range for these LOINC codes and unit, adults only where it says so."""
-        for spec in (self.k.parameters.get("reference_ranges") or {}).values():
-            if not codes & set(spec.get("loinc", [])):
-                continue
-            if unit not in spec.get("units", []):
-                return None, None, ""
+        """The knowledge base's default range (`spec`: from `_Labs.plan`), adults only where it says so."""
+        if spec is None:
+            return None, None, ""
+        if spec.get("adults_only"):
             age = self.facts.age_on(when)
-            if spec.get("adults_only") and (age is None or age < int(self.k.param("age", "adult_from_years"))):
+            if age is None or age < int(self.k.param("age", "adult_from_years")):
                 return None, None, ""
-            return (
-                float(spec["low"]),
-                float(spec["high"]),
-                f"default ({spec.get('source', 'knowledge base')})",
-            )
-        return None, None, ""
+        return float(spec["low"]), float(spec["high"]), f"default ({spec.get('source', 'knowledge base')})"
 
     # ----- index events (ho-rules-v1 §2) -----
 

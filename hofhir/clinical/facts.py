@@ -40,10 +40,12 @@ IGNORED_STATUS: dict[str, frozenset[str]] = {
     "ServiceRequest": frozenset({"entered-in-error", "revoked", "draft"}),
     "DiagnosticReport": frozenset({"entered-in-error", "cancelled"}),
 }
+_NO_STATUS: frozenset[str] = frozenset()
 IGNORED_VERIFICATION = frozenset({"entered-in-error", "refuted"})
 INACTIVE_CLINICAL = frozenset({"inactive", "remission", "resolved"})
 # Observation values that say a finding is absent (SNOMED Absent/No/Negative, HL7 v2 N, "false").
 NEGATIVE_VALUES = frozenset({"2667000", "373067005", "260385009", "N", "n", "no", "false", "absent"})
+_NUMBERS = (int, float)
 FAHRENHEIT = frozenset({"[degF]", "degF", "°F", "F", "deg F"})
 
 
@@ -304,7 +306,7 @@ def _quantity(resource: dict[str, Any]) -> tuple[float | None, str]:
         return None, ""
     value = qty.get("value")
     unit = qty.get("code") or qty.get("unit") or ""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, _NUMBERS):
         try:
             value = float(value) if isinstance(value, str) else None
         except ValueError:
@@ -391,9 +393,6 @@ class _Builder:
         self.inputs = inputs
         self.labs = _labs(knowledge)
 
-    def add(self, entry: Entry) -> None:
-        self.facts.entries.setdefault(entry.concept, []).append(entry)
-
     def build(self) -> PatientFacts:
         for index, resource in enumerate(self.inputs.resources):
             self.read(resource, index)
@@ -404,7 +403,7 @@ class _Builder:
         rtype = str(resource.get("resourceType"))
         ref = label(resource, index)
         status = resource.get("status")
-        if isinstance(status, str) and status in IGNORED_STATUS.get(rtype, frozenset()):
+        if isinstance(status, str) and status in IGNORED_STATUS.get(rtype, _NO_STATUS):
             self.facts.ignored.append(f"{ref}: status {status}")
             return
         if rtype == "Condition":
@@ -412,7 +411,11 @@ class _Builder:
             if verification in IGNORED_VERIFICATION:
                 self.facts.ignored.append(f"{ref}: verificationStatus {verification}")
                 return
-        if rtype == "Observation" and _observation_negative(resource):
+        if (
+            rtype == "Observation"
+            and ("valueBoolean" in resource or "valueCodeableConcept" in resource)  # else never negative
+            and _observation_negative(resource)
+        ):
             self.facts.ignored.append(f"{ref}: finding recorded as absent")
             return
         concepts = self.inputs.sets_of(index, self.k.terminology)
@@ -422,15 +425,18 @@ class _Builder:
         primary = _primary_concept(resource)
         display = concept_text(primary) or rtype
         icd = tuple(icd_codes(primary))
-        site = _site(resource)
+        site = _site(resource) if "bodySite" in resource else ""  # _site says "" without one
         note = self.note(rtype, resource)
         verification = _status_code(resource.get("verificationStatus")) if rtype == "Condition" else ""
-        reasons: set[str] = set()
-        for reason in resource.get("reasonCode") or []:
-            reasons |= self.k.terminology.sets_for_concept(reason, use_text=True)
-        reason_sets = tuple(sorted(reasons))
-        for concept in sorted(concepts):
-            self.add(
+        reason_sets: tuple[str, ...] = ()
+        if resource.get("reasonCode"):
+            reasons: set[str] = set()
+            for reason in resource["reasonCode"]:
+                reasons |= self.k.terminology.sets_for_concept(reason, use_text=True)
+            reason_sets = tuple(sorted(reasons))
+        entries = self.facts.entries
+        for concept in sorted(concepts) if len(concepts) > 1 else concepts:
+            entries.setdefault(concept, []).append(
                 # Positional: keywords cost a dict per call (Entry's field order).
                 Entry(
                     concept,
@@ -490,10 +496,11 @@ class _Builder:
         if rtype == "Observation":
             if isinstance(r.get("valueString"), str):
                 parts.append(r["valueString"])
-            parts.append(concept_text(r.get("valueCodeableConcept")))
+            if "valueCodeableConcept" in r:  # concept_text is "" without one
+                parts.append(concept_text(r["valueCodeableConcept"]))
             for interp in r.get("interpretation") or []:
                 parts.append(_status_code(interp))
-        return " ".join(p for p in parts if p)
+        return " ".join([p for p in parts if p]) if parts else ""
 
     def measure(self, concept: str, r: dict[str, Any], ref: str, display: str, when: datetime | None) -> None:
         value, unit = _quantity(r)

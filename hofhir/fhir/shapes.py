@@ -28,6 +28,11 @@ Check = Callable[[Any, int], bool]  # (value, depth of nesting) -> sure it is va
 # written with str methods rather than regular expressions because they run for every element.
 _INT32 = (-(2**31), 2**31 - 1)
 MAX_DEPTH = 24  # elements nested deeper than this (no real resource comes close) go to the models
+# Elements of text only (a Coding, a Reference) the walk passed, remembered per element type as their
+# (name, text) pairs: a chart repeats the same codes and references, resource after resource and call
+# after call. At most this many per type (each set starts again when full), of at most LEAF_CHARS.
+LEAF_MEMO = 4096
+LEAF_CHARS = 512
 
 
 def _code(value: Any, depth: int = 0) -> bool:
@@ -87,11 +92,27 @@ _DECIMAL_INT = 10**300
 _DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
+# The date texts each form passed (at most 32 characters each; each set starts again when full): the
+# results of a lab panel share their times, and a chart its dates. A look-up costs a tenth of the match.
+WHEN_MEMO = 4096
+_KNOWN_WHEN: dict[re.Pattern[str], set[str]] = {_DATE: set(), _DATETIME: set(), _INSTANT: set()}
+
+
 def _when(value: Any, form: re.Pattern[str]) -> bool:
-    if type(value) is not str or form.fullmatch(value) is None:
+    if type(value) is not str:
+        return False
+    known = _KNOWN_WHEN[form]
+    if value in known:
+        return True
+    if form.fullmatch(value) is None:
         return False
     # Days 29-31 exist only in some months (characters, not slices: no string is made for them).
-    return len(value) < 10 or not (value[8] == "3" or (value[8] == "2" and value[9] == "9")) or _real_day(value)
+    if len(value) >= 10 and (value[8] == "3" or (value[8] == "2" and value[9] == "9")) and not _real_day(value):
+        return False
+    if len(known) >= WHEN_MEMO:
+        known.clear()
+    known.add(value)
+    return True
 
 
 def _real_day(value: str) -> bool:
@@ -149,11 +170,13 @@ class Shape:
     lookup and one call per element); `order` keeps the fields in the models' order for `in_model_order`.
     """
 
-    __slots__ = ("checks", "choices", "choices_required", "name", "order", "required")
+    __slots__ = ("checks", "choices", "choices_required", "known", "name", "order", "required")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.checks: dict[str, Check] = {}
+        # tuple(node.items()) of text-only elements that passed (element types only, not resources).
+        self.known: set[tuple[tuple[str, str], ...]] | None = None
         self.order: list[tuple[str, str, Shape | None, bool]] = []  # (name, "element"/"resource"/"value", ...)
         self.required: frozenset[str] = frozenset()
         self.choices: tuple[frozenset[str], ...] = ()  # at most one of each
@@ -229,6 +252,8 @@ class _Table:
                 shape.checks["resourceType"] = _named(name)
                 shape.required |= {"resourceType"}
                 self.resources[name] = shape
+            else:
+                shape.known = set()
 
 
 @cache
@@ -280,6 +305,21 @@ def _resource(value: Any, depth: int) -> bool:
 def _element(node: Any, shape: Shape, depth: int) -> bool:
     if type(node) is not dict or not node or depth > MAX_DEPTH:
         return False
+    known = shape.known
+    leaf: tuple[tuple[str, str], ...] | None = None
+    if known is not None:
+        # Text only (no array, object, number or boolean: an exact match on the texts is the same verdict;
+        # the checks of text values do not depend on `depth`) and not long: looked up, else remembered.
+        size = 0
+        for text in node.values():
+            if type(text) is not str:
+                break
+            size += len(text)
+        else:
+            if size <= LEAF_CHARS:
+                leaf = tuple(node.items())
+                if leaf in known:
+                    return True
     depth += 1
     checks = shape.checks
     for key, value in node.items():
@@ -292,7 +332,11 @@ def _element(node: Any, shape: Shape, depth: int) -> bool:
     for group in shape.choices:
         if len(keys & group) > 1:
             return False  # a choice element given twice (valueQuantity and valueString)
-    for group in shape.choices_required:  # noqa: SIM110 - as above
+    for group in shape.choices_required:
         if keys.isdisjoint(group):
             return False
+    if leaf is not None and known is not None:
+        if len(known) >= LEAF_MEMO:
+            known.clear()
+        known.add(leaf)
     return True

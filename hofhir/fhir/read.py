@@ -190,20 +190,29 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def relevant_sets(resource: dict[str, Any], terminology: Terminology) -> set[str]:
-    """The value sets a resource's codes (or, for medications and orders, its texts) fall in."""
-    use_text = resource.get("resourceType") in (
+_TEXT_TYPES = frozenset(
+    {
         "MedicationRequest",
         "MedicationStatement",
         "MedicationAdministration",
         "ServiceRequest",
         "Procedure",
         "DiagnosticReport",
-    )
+    }
+)
+
+
+def relevant_sets(resource: dict[str, Any], terminology: Terminology) -> set[str]:
+    """The value sets a resource's codes (or, for medications and orders, its texts) fall in."""
+    rtype = resource.get("resourceType")
+    use_text = isinstance(rtype, str) and rtype in _TEXT_TYPES
+    if rtype == "Observation" and "valueCodeableConcept" not in resource and "component" not in resource:
+        # Most results (a number): the code alone, without the generator below.
+        return terminology.sets_for_concept(resource.get("code"), use_text=use_text)
     found: set[str] = set()
     for concept in _codeable_concepts(resource):
         found |= terminology.sets_for_concept(concept, use_text=use_text)
-        if resource.get("resourceType") == "Condition" and isinstance(concept, dict):
+        if rtype == "Condition" and isinstance(concept, dict):
             # Findings with no code of their own (a flaccid limb) are recognised by their text.
             texts = [concept.get("text")] + [
                 c.get("display") for c in _list(concept.get("coding")) if isinstance(c, dict)
@@ -276,8 +285,9 @@ def _tolerant(
     """The readable part of a resource, or None (recorded in `rejected`). With `terminology`, a resource
     that loses the codes that made it relevant is unreadable too: the rules could not use it."""
     reading: Reading = read_resource(resource)
-    room = MAX_DROPPED_IN_TRACE - len(dropped)
-    dropped.extend({"resource": name, "path": d.path, "reason": d.reason} for d in reading.dropped[: max(0, room)])
+    if reading.dropped:
+        room = MAX_DROPPED_IN_TRACE - len(dropped)
+        dropped.extend({"resource": name, "path": d.path, "reason": d.reason} for d in reading.dropped[: max(0, room)])
     if reading.resource is None:
         rejected.append(Rejection(name, reading.problem or "cannot be read", needed))
         return None

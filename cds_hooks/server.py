@@ -61,7 +61,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
         return EXIT_SETTINGS
     if not hasattr(os, "fork"):
         return _waitress(settings, host, port)
-    # Embedded mode keeps its card index and feedback counts in memory: one process, several threads.
+    # Embedded mode keeps feedback counts and notification de-duplication in memory: one process, several threads.
     return _gunicorn(settings, host, port, workers if settings.redis_url else 1)
 
 

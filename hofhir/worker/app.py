@@ -74,6 +74,12 @@ def heartbeat_dir() -> Path:
     return Path(context().settings.worker_heartbeat_dir)
 
 
+def soft_time_limit_s(settings: Settings) -> int:
+    """A task's soft time limit; also the deadline of a write-back's FHIR calls, which holds on any pool
+    (Celery enforces its own limits only on processes)."""
+    return max(1, int(settings.task_time_limit_s * 0.9))
+
+
 def make_celery(settings: Settings) -> Celery:
     """A configured Celery app; the web tier makes one per configured Redis, the worker uses `celery_app`."""
     app = Celery("hofhir", include=["hofhir.worker.tasks"])
@@ -98,7 +104,7 @@ def _configure_celery(app: Celery, settings: Settings) -> None:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,  # a worker holds only the task it runs: nothing waits behind a slow one
         task_time_limit=time_limit,
-        task_soft_time_limit=max(1, int(time_limit * 0.9)),
+        task_soft_time_limit=soft_time_limit_s(settings),
         # Visibility timeout: a message not acknowledged in this time is delivered again. It must exceed
         # the longest task (time limit + retries' backoff) so a live worker's task is never run twice,
         # and stays short enough that a lost worker's task comes back within minutes.

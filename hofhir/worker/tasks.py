@@ -135,8 +135,9 @@ def _backend_services_auth(settings: Settings) -> BackendServicesAuth | None:
     retry_jitter=True,
     ignore_result=True,  # nobody waits for a write-back's result: not stored (one Redis write less)
 )
-def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any]) -> dict[str, Any] | None:
-    """A Subscription event about a patient: read their data, evaluate, write the RiskAssessment back.
+def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any]) -> None:
+    """A Subscription event about a patient: read their data, evaluate, write the RiskAssessment back
+    (what was written or found current is in the "written back" log line and the hofhir_writeback_total counts).
 
     Retries with exponential backoff on 429/5xx/timeouts (a server's Retry-After wins when it gives
     one); any other 4xx is not retried and goes to the dead-letter list with the OperationOutcome.
@@ -197,11 +198,7 @@ def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any
             }
         },
     )
-    return {
-        "written": written.references,
-        "unchanged": list(written.unchanged),
-        "riskLevel": evaluation.trace.get("riskLevel"),
-    }
+    return None  # ignore_result: nothing reads it, and Celery would still format its repr for each task
 
 
 def _patient_of_focus(client: FhirClient, focus: str, deadline: float | None = None) -> str:

@@ -22,8 +22,7 @@ from cds_hooks.render_html import cards_html
 from cds_hooks.timeline_svg import render
 from cds_hooks.validation import check_request
 from cds_hooks.web import ServiceState, authenticate, read_json
-from hofhir.clinical.evaluate import SUPPORTED_HOOKS, evaluate
-from hofhir.clinical.facts import build_facts
+from hofhir.clinical.evaluate import SUPPORTED_HOOKS, chart_facts, evaluate
 from hofhir.clinical.timeline import build_timeline, quiet_reason
 from hofhir.fhir.read import InputError, from_hook_request
 
@@ -129,7 +128,7 @@ def evaluate_request(s: ServiceState, req: dict[str, Any], now: datetime, base_u
         raise HttpError(400, str(exc)) from exc
     # Uuids feedback can count by, as a hook call's: issued at the wall clock, not at the as-of `now`.
     response = render_response(evaluation.guidance, base_url, service_id=service_id, issued=s.clock())
-    timeline = build_timeline(build_facts(inputs, s.knowledge, now), evaluation, s.knowledge)
+    timeline = build_timeline(chart_facts(inputs, s.knowledge, now), evaluation, s.knowledge)
     return {
         "service": service_id,
         "hook": hook,

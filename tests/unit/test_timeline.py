@@ -181,4 +181,3 @@ def test_a_tbi_known_only_by_coma_after_trauma_is_drawn_as_the_cards_judged_it(k
     assert "tbi" in evaluation.trace["populations"]
     t = build_timeline(chart_facts(inputs, kb, NOW), evaluation, kb)
     assert {m.population.value for m in t.index_marks} == set(evaluation.trace["populations"])
-

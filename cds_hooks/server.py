@@ -71,8 +71,9 @@ def _waitress(settings: Settings, host: str, port: int) -> int:
     from cds_hooks import gunicorn_conf
     from cds_hooks.app import create_app
 
+    app = create_app(settings)  # first: it sets up the JSON log lines, so the next line is seen
     log.info("serving on http://%s:%d (waitress)", host, port)
-    waitress.serve(create_app(settings), host=host, port=port, threads=max(gunicorn_conf.threads, MIN_THREADS))
+    waitress.serve(app, host=host, port=port, threads=max(gunicorn_conf.threads, MIN_THREADS))
     return 0
 
 

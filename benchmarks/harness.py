@@ -103,8 +103,9 @@ class Worker:
             time.sleep(0.1)
 
     def finished(self, task: str) -> int:
-        marker = f"Task {task}["
-        return sum(1 for line in self.log.read_text().splitlines() if marker in line and "succeeded" in line)
+        """Tasks of this name the worker finished with success (its hofhir.task log lines)."""
+        marker = f'"task":"{task}","state":"SUCCESS"'
+        return self.log.read_text().count(marker)
 
     def stop(self) -> None:
         stop_group(self.process)

@@ -85,9 +85,14 @@ def one_round(
     first: int,
     timeout: float = 300,
     senders: int = 1,
+    others: dict[str, int] | None = None,
 ) -> dict[str, float]:
+    """One notification per patient; `others`: more processes whose CPU is reported (name -> pid)."""
     before = worker.finished(TASK)
+    others = others or {}
     cpu_worker, cpu_engine = cpu_seconds(worker.process.pid), cpu_seconds(engine_pid)
+    cpu_others = {name: cpu_seconds(pid) for name, pid in others.items()}
+    cpu_senders = time.process_time()  # this process: the senders' threads (and the wait loop's polling)
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, senders)) as pool:  # httpx.Client is shared across threads
         list(pool.map(lambda item: notify(web, item[1], first + item[0]), enumerate(patients)))
@@ -99,7 +104,12 @@ def one_round(
         time.sleep(0.02)
     elapsed = time.perf_counter() - started
     n = len(patients)
-    return {
+    extra = {
+        f"{name}_cpu_ms_each": round((cpu_seconds(pid) - cpu_others[name]) / n * 1000, 2)
+        for name, pid in others.items()
+    }
+    return extra | {
+        "senders_cpu_ms_each": round((time.process_time() - cpu_senders) / n * 1000, 2),
         "notifications": n,
         "seconds": round(elapsed, 3),
         "per_second": round(n / elapsed, 1),
@@ -145,10 +155,15 @@ def run(copies: int = 20, threads: int = 16, synthea: int = 0, senders: int = 4)
                     # Warm-up (imports, the knowledge base, connections) on a patient left out of the rounds.
                     warm, patients = patients[-1], patients[:-1]
                     one_round(web, worker, fhir.process.pid, [warm], 10**6)
-                    first = one_round(web, worker, fhir.process.pid, patients, 0, senders=senders)
+                    others = {"webhook": server.process.pid}
+                    if broker.process is not None:
+                        others["redis"] = broker.process.pid
+                    first = one_round(web, worker, fhir.process.pid, patients, 0, senders=senders, others=others)
                     written, distinct = count_assessments(fhir.base_url)
                     first["risk_assessments"] = written
-                    again = one_round(web, worker, fhir.process.pid, patients, len(patients), senders=senders)
+                    again = one_round(
+                        web, worker, fhir.process.pid, patients, len(patients), senders=senders, others=others
+                    )
                     after, _ = count_assessments(fhir.base_url)
                     puts = sum(1 for r in fhir.requests("PUT /fhir/RiskAssessment"))
             finally:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
+from cds_hooks import card_ids
 from hofhir.clinical.guidance import TOPIC_SYSTEM, Guidance
 
 SOURCE_LABEL = "hofhir: heterotopic ossification guidance"
@@ -23,9 +25,9 @@ def new_uuid() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def render_card(g: Guidance, base_url: str | None = None) -> dict[str, Any]:
+def render_card(g: Guidance, base_url: str | None = None, card_uuid: str | None = None) -> dict[str, Any]:
     card: dict[str, Any] = {
-        "uuid": new_uuid(),
+        "uuid": card_uuid or new_uuid(),
         "summary": g.summary,
         "indicator": g.indicator.value,
         "detail": g.detail,
@@ -62,5 +64,15 @@ def render_card(g: Guidance, base_url: str | None = None) -> dict[str, Any]:
     return card
 
 
-def render_response(guidance: Iterable[Guidance], base_url: str | None = None) -> dict[str, Any]:
-    return {"cards": [render_card(g, base_url) for g in guidance]}
+def render_response(
+    guidance: Iterable[Guidance],
+    base_url: str | None = None,
+    *,
+    service_id: str | None = None,
+    issued: datetime | None = None,
+) -> dict[str, Any]:
+    """The response body. Cards a service shows (`service_id`, `issued` the wall clock) get uuids that feedback
+    can read the topic from (cds_hooks.card_ids); without them (CLI, examples) plain random ones."""
+    if service_id is None or issued is None:
+        return {"cards": [render_card(g, base_url) for g in guidance]}
+    return {"cards": [render_card(g, base_url, card_ids.issue(service_id, g.topic.value, issued)) for g in guidance]}

@@ -21,8 +21,7 @@ from cds_hooks.cards import render_response
 from cds_hooks.examples import bundle_entries, latest_date, request_from_resources, shift_dates
 from cds_hooks.prefetch import DeadlineMissed, PrefetchUnavailable, resolve_prefetch
 from hofhir.adapters import PREFIX, SettingsError, files
-from hofhir.clinical.evaluate import SUPPORTED_HOOKS, Evaluation, evaluate
-from hofhir.clinical.facts import build_facts
+from hofhir.clinical.evaluate import SUPPORTED_HOOKS, Evaluation, chart_facts, evaluate
 from hofhir.clinical.timeline import build_timeline, quiet_reason
 from hofhir.fhir import read
 from hofhir.fhir.read import ClinicalInput, InputError
@@ -177,7 +176,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             continue
         from cds_hooks import timeline_svg  # the picture is drawn for the html report only
 
-        timeline = build_timeline(build_facts(item, k, now), evaluation, k)
+        timeline = build_timeline(chart_facts(item, k, now), evaluation, k)
         cards = render_response(evaluation.guidance, base_url)["cards"]
         banner = _banner(item.patient, evaluation, now)
         sections.append((banner, cards, timeline_svg.render(timeline), timeline.sentences(), reason))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g
 
+from cds_hooks import card_ids
 from cds_hooks.errors import HttpError
 from cds_hooks.hook_call import card_key
 from cds_hooks.validation import check_feedback
@@ -28,8 +29,13 @@ def receive(service_id: str) -> Response:
         raise HttpError(404, f"no CDS service {service_id!r}")
     g.service_id = f"{service_id}/feedback"
     items = check_feedback(read_json())
+    now = s.clock()
     for item in items:
-        topic = s.store.get(card_key(service_id, item["card"])) or "unknown-card"
+        topic = card_ids.topic_of(service_id, item["card"], now, s.settings.card_index_ttl_s)
+        if topic is None and not card_ids.ours(item["card"]):
+            # A card from before uuids carried their topic: its index entry (Redis) lives out its TTL.
+            topic = s.store.get(card_key(service_id, item["card"]))
+        topic = topic or "unknown-card"
         outcome = item["outcome"]
         reason = ""
         if outcome == "overridden":

@@ -1,7 +1,7 @@
 """One hook call, from a checked request to the response body: the use case behind `POST /cds-services/{id}`.
 
 deadline -> prefetch (fetched from fhirServer when absent) -> inputs -> evaluator (inline or a worker) ->
-cards -> card index (for feedback) -> metrics. No HTTP here: the blueprint authenticates, reads the body
+cards (their uuids carry what feedback needs: cds_hooks.card_ids) -> metrics. No HTTP here: the blueprint authenticates, reads the body
 and turns the answer into a response; this module knows nothing of Flask.
 """
 
@@ -35,6 +35,7 @@ class HookAnswer:
 
 
 def card_key(service_id: str, card_uuid: str) -> str:
+    """Where earlier versions indexed a card's topic (random uuids): read by feedback for those cards only."""
     return f"card:{service_id}:{card_uuid}"
 
 
@@ -85,10 +86,8 @@ def run_hook_call(
     }
     if outcome.evaluation is None:
         return _missed(service, started, "evaluation", log)
-    response = render_response(outcome.evaluation.guidance, base_url)
+    response = render_response(outcome.evaluation.guidance, base_url, service_id=service.id, issued=now)
     cards: list[dict[str, Any]] = response["cards"]
-    if not remember_cards(s, service.id, cards):
-        log["card_index_lost"] = True
     for card in cards:
         metrics.child(metrics.CARDS, card["source"]["topic"]["code"], card["indicator"]).inc()
     log["cards"] = len(cards)
@@ -102,11 +101,3 @@ def _missed(service: CdsService, started: float, stage: str, log: dict[str, Any]
     metrics.HOOK_LATENCY.labels(hook=service.hook).observe(time.perf_counter() - started)
     path = f"deadline-missed-{stage}"
     return HookAnswer({"cards": []}, path, log | {"cards": 0, "path": path})
-
-
-def remember_cards(s: ServiceState, service_id: str, cards: list[dict[str, Any]]) -> bool:
-    """Card uuid -> topic, so feedback (which names only the uuid) can be counted per topic. Written behind:
-    the answer never waits for the store (in Redis mode many calls share one round trip), and a slow or
-    hung store loses index entries, never the answer. False when the entries could not be taken."""
-    entries = {card_key(service_id, card["uuid"]): card["source"]["topic"]["code"] for card in cards}
-    return s.store.put_many_behind(entries, s.settings.card_index_ttl_s)

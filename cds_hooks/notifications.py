@@ -69,10 +69,14 @@ def _enqueue(patient: str | None, event: dict[str, Any]) -> None:
     """Queue the write-back: on a Celery worker when Redis is configured, else on a local thread."""
     settings = state().settings
     if settings.redis_url:
-        from cds_hooks.dispatch import publisher
+        from cds_hooks.dispatch import NO_ARGS_REPR, publisher
 
         publisher(settings).send_task(
-            "hofhir.assess_patient", args=[patient, event], retry=True, retry_policy={"max_retries": 2}
+            "hofhir.assess_patient",
+            args=[patient, event],
+            retry=True,
+            retry_policy={"max_retries": 2},
+            **NO_ARGS_REPR,
         )
         return
     from hofhir.worker.tasks import assess_patient_task

@@ -64,25 +64,30 @@ class FhirServerPolicy:
     trusted: tuple[str, ...] = ()
     resolve: Any = socket.getaddrinfo
 
-    def check(self, server: str) -> None:
+    def check(self, server: str) -> tuple[str, ...] | None:
+        """Raises PrefetchUnavailable for a server this call may not name. Returns the addresses the fetch
+        must connect to (those checked here: a name that resolves elsewhere later is never followed), or
+        None for a server named by configuration (the issuer's list, HOFHIR_FHIR_SERVERS)."""
         base = _base(server)
         if self.issuer_servers is not None:
             if base not in {_base(u) for u in self.issuer_servers}:
                 raise PrefetchUnavailable(
                     "the fhirServer is not one this caller's issuer may name; send the prefetch in the request"
                 )
-            return
+            return None
         if base in {_base(u) for u in self.trusted}:
-            return
+            return None
         host = urlsplit(server).hostname
         if not host:
             raise PrefetchUnavailable("the fhirServer URL has no host")
-        for address in self._addresses(host):
+        addresses = self._addresses(host)
+        for address in addresses:
             if not all(a.is_global and not a.is_multicast for a in _embedded(address)):
                 raise PrefetchUnavailable(
                     "the fhirServer is on a loopback, private or link-local address that is not allowlisted "
                     "(HOFHIR_FHIR_SERVERS); send the prefetch in the request"
                 )
+        return tuple(dict.fromkeys(str(a) for a in addresses))
 
     def _addresses(self, host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
         try:
@@ -230,8 +235,7 @@ def resolve_prefetch(
         raise PrefetchUnavailable(
             f"required prefetch missing or failed ({', '.join(wanted)}) and the request names no fhirServer"
         )
-    if servers is not None:
-        servers.check(server)
+    connect_to = servers.check(server) if servers is not None else None
     auth = request.get("fhirAuthorization")
     token = auth.get("access_token") if isinstance(auth, dict) else None
     deadline = deadline if deadline is not None else time.monotonic() + 5.0
@@ -240,7 +244,13 @@ def resolve_prefetch(
     from hofhir.adapters.fhirclient import BearerToken, FhirClient, FhirDeadlineExceeded, FhirError
 
     try:
-        client = FhirClient(server, auth=BearerToken(token) if token else None, timeout=attempt_timeout_s, retries=1)
+        client = FhirClient(
+            server,
+            auth=BearerToken(token) if token else None,
+            timeout=attempt_timeout_s,
+            retries=1,
+            connect_to=connect_to,
+        )
     except ValueError as exc:
         raise PrefetchUnavailable(f"fhirServer is not usable: {exc}") from exc
     with client:

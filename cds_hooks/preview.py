@@ -1,7 +1,7 @@
 """The preview behind `GET /`: any input (example, CDS Hooks request, Bundle, NDJSON) -> cards + timeline.
 
 It evaluates in this process, as of a chosen day, through the same steps as a hook call (request checks,
-prefetch resolution, evaluation, card rendering, the card index that feedback counts by), and adds what an
+prefetch resolution, evaluation, card rendering with uuids that feedback counts by), and adds what an
 EHR would show around the cards: the patient banner and the HO timeline.
 """
 
@@ -17,14 +17,12 @@ from flask import request
 from cds_hooks import examples
 from cds_hooks.cards import render_response
 from cds_hooks.errors import HttpError
-from cds_hooks.hook_call import remember_cards
 from cds_hooks.prefetch import DeadlineMissed, resolve_prefetch
 from cds_hooks.render_html import cards_html
 from cds_hooks.timeline_svg import render
 from cds_hooks.validation import check_request
 from cds_hooks.web import ServiceState, authenticate, read_json
-from hofhir.clinical.evaluate import SUPPORTED_HOOKS, evaluate
-from hofhir.clinical.facts import build_facts
+from hofhir.clinical.evaluate import SUPPORTED_HOOKS, chart_facts, evaluate
 from hofhir.clinical.timeline import build_timeline, quiet_reason
 from hofhir.fhir.read import InputError, from_hook_request
 
@@ -128,10 +126,9 @@ def evaluate_request(s: ServiceState, req: dict[str, Any], now: datetime, base_u
         evaluation = evaluate(inputs, now, s.knowledge)
     except InputError as exc:
         raise HttpError(400, str(exc)) from exc
-    response = render_response(evaluation.guidance, base_url)
-    # The card index feedback counts by, kept as a hook call keeps it (a store that is down loses it, not the preview).
-    remember_cards(s, service_id, response["cards"])
-    timeline = build_timeline(build_facts(inputs, s.knowledge, now), evaluation, s.knowledge)
+    # Uuids feedback can count by, as a hook call's: issued at the wall clock, not at the as-of `now`.
+    response = render_response(evaluation.guidance, base_url, service_id=service_id, issued=s.clock())
+    timeline = build_timeline(chart_facts(inputs, s.knowledge, now), evaluation, s.knowledge)
     return {
         "service": service_id,
         "hook": hook,

@@ -61,7 +61,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
         return EXIT_SETTINGS
     if not hasattr(os, "fork"):
         return _waitress(settings, host, port)
-    # Embedded mode keeps its card index and feedback counts in memory: one process, several threads.
+    # Embedded mode keeps feedback counts and notification de-duplication in memory: one process, several threads.
     return _gunicorn(settings, host, port, workers if settings.redis_url else 1)
 
 
@@ -71,8 +71,9 @@ def _waitress(settings: Settings, host: str, port: int) -> int:
     from cds_hooks import gunicorn_conf
     from cds_hooks.app import create_app
 
+    app = create_app(settings)  # first: it sets up the JSON log lines, so the next line is seen
     log.info("serving on http://%s:%d (waitress)", host, port)
-    waitress.serve(create_app(settings), host=host, port=port, threads=max(gunicorn_conf.threads, MIN_THREADS))
+    waitress.serve(app, host=host, port=port, threads=max(gunicorn_conf.threads, MIN_THREADS))
     return 0
 
 

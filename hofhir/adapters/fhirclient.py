@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
+import httpcore
 import httpx
 import orjson
 
@@ -139,8 +140,42 @@ class _Answer:
     url: str
 
 
+class _PinnedBackend(httpcore.SyncBackend):
+    """Connects to the addresses a host name was checked at, never to what the name resolves to later: a
+    name that answered with a public address for the check and with 127.0.0.1 for the connection (DNS
+    rebinding) still reaches only the checked address. Any other host is refused (the client talks only to
+    its own server). TLS still verifies the certificate against the host name (httpcore sends the name,
+    not the address, as SNI)."""
+
+    def __init__(self, host: str, addresses: Sequence[str]) -> None:
+        self.host = host.lower()
+        self.addresses = tuple(addresses)
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        if host.lower().strip("[]") != self.host.strip("[]") or not self.addresses:
+            raise httpcore.ConnectError(f"{host} is not the host this client was pinned to")
+        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for address in self.addresses:
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+
 class FhirClient:
     """A FHIR R4 server's REST API.
+
+    `connect_to`: connect only to these addresses (the ones a policy checked the base URL's host name at),
+    whatever the name resolves to later; None resolves the name as usual.
 
     `timeout` bounds each attempt (seconds); `retries` is how many times a failed attempt is repeated
     (so at most retries + 1 attempts); the n-th retry waits about `backoff * 2**(n-1)` seconds (with
@@ -160,6 +195,7 @@ class FhirClient:
         max_backoff: float = 10.0,
         user_agent: str = "hofhir",
         verify: ssl.SSLContext | str | bool = True,
+        connect_to: Sequence[str] | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -171,11 +207,18 @@ class FhirClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self._origin = (parts.scheme, parts.netloc.lower())
+        transport: httpx.HTTPTransport | None = None
+        if connect_to is not None:
+            transport = httpx.HTTPTransport(verify=verify)
+            # httpx has no public hook for how a connection finds its address; its pool keeps the backend here.
+            transport._pool._network_backend = _PinnedBackend(parts.hostname or "", connect_to)
         self._http = httpx.Client(
             headers={"Accept": FHIR_JSON, "User-Agent": user_agent},
             follow_redirects=False,
             timeout=timeout,
             verify=verify,
+            transport=transport,
+            trust_env=connect_to is None,  # a pinned client never goes through an environment's proxy either
         )
 
     def __repr__(self) -> str:

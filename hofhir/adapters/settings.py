@@ -104,15 +104,15 @@ class Settings(BaseSettings):
     fetch_timeout_ms: int = Field(250, ge=1)  # one FHIR fetch attempt when prefetch is absent
     deadline_fallback: Literal["inline", "empty"] = "inline"  # past the worker wait: inline evaluation or no cards
     run_ahead_ttl_s: int = Field(120, ge=0)
-    # Embedded mode: entries the in-process store keeps (card index, feedback, de-duplication) before the least
-    # recently used goes; ~400 bytes a card-index entry (benchmarks/store.py), so about 80 MB when full.
+    # Embedded mode: entries the in-process store keeps (replayed JWT ids, notification de-duplication) before
+    # the least recently used goes; ~400 bytes an entry (benchmarks/store.py), so about 80 MB when full.
     store_max_entries: int = Field(200_000, ge=1000)
     # Redis mode: fewer relevant resources + draft orders than this are evaluated inline (cds_hooks/dispatch.py)
     worker_min_resources: int = Field(5000, ge=0)
     dispatch_threads: int = Field(16, ge=1)  # per web process: hook calls waiting on Redis/a worker at once
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1)
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ("*",)
-    card_index_ttl_s: int = Field(7 * 24 * 3600, ge=1)  # how long feedback can still name a card's uuid
+    card_index_ttl_s: int = Field(7 * 24 * 3600, ge=1)  # how long feedback can still name a card's uuid (to the minute)
     notification_secret: str | None = None
     # --- limits and the fhirServer allowlist (issue 10)
     max_prefetch_entries: int = Field(10_000, ge=1)  # prefetch + draft-order resources per hook call (413 past it)

@@ -1,7 +1,7 @@
 """Small shared state: one Redis adapter per process, or a bounded in-process cache in the embedded mode.
 
-Used for the card index (feedback), feedback counts, replayed JWT ids, notification de-duplication, the
-run-ahead evaluation cache, the task delivery cap and the dead-letter list. Keys carry a prefix per use.
+Used for feedback counts (and, read only, the card index of earlier versions), replayed JWT ids,
+notification de-duplication, the run-ahead evaluation cache, the task delivery cap and the dead-letter list. Keys carry a prefix per use.
 Every operation either does its work or raises :class:`StoreUnavailable` (never a client library's own
 exception), so callers decide what an outage means for them.
 """
@@ -12,9 +12,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -25,7 +23,7 @@ from redis.retry import Retry
 
 T = TypeVar("T")
 _log = logging.getLogger("hofhir.store")
-DEFAULT_MAX_ENTRIES = 200_000  # the embedded store: ~400 bytes a card-index entry (measured), ~80 MB when full
+DEFAULT_MAX_ENTRIES = 200_000  # the embedded store: ~400 bytes an entry (benchmarks/store.py), ~80 MB when full
 
 
 class StoreUnavailable(Exception):
@@ -41,14 +39,6 @@ class OnceStore(Protocol):
 class Store(OnceStore, Protocol):
     def get(self, key: str) -> str | None: ...
     def put(self, key: str, value: str, ttl_s: int) -> None: ...
-    def put_many(self, items: Mapping[str, str], ttl_s: int, timeout_s: float) -> None:
-        """Write several keys in one round trip, waiting at most `timeout_s`; StoreUnavailable past it."""
-        ...
-
-    def put_many_behind(self, items: Mapping[str, str], ttl_s: int) -> bool:
-        """Write several keys without waiting for the store; False when they cannot be taken (never raises)."""
-        ...
-
     def set_if_absent(self, key: str, value: str, ttl_s: int) -> bool: ...
     def increment(self, key: str, ttl_s: int) -> int:
         """Add one to a counter that expires `ttl_s` after its first increment; the new value."""
@@ -97,16 +87,6 @@ class MemoryStore:
     def put(self, key: str, value: str, ttl_s: int) -> None:
         with self._lock:
             self._values[key] = (value, self._until(ttl_s))
-
-    def put_many(self, items: Mapping[str, str], ttl_s: int, timeout_s: float) -> None:
-        with self._lock:
-            until = self._until(ttl_s)
-            for key, value in items.items():
-                self._values[key] = (value, until)
-
-    def put_many_behind(self, items: Mapping[str, str], ttl_s: int) -> bool:
-        self.put_many(items, ttl_s, 0.0)  # in memory: as cheap done now as later
-        return True
 
     def set_if_absent(self, key: str, value: str, ttl_s: int) -> bool:
         with self._lock:
@@ -158,27 +138,9 @@ class RedisStore:
     """Redis, shared by every process that names the same URL. Fails fast: a Redis outage costs an
     answer (a fallback), not seconds of retries."""
 
-    # Bounded writes run here so the caller can stop waiting; a hung Redis then holds only this thread,
-    # and writes arriving while it is stuck are refused at once instead of queueing behind it.
-    MAX_PENDING = 8
-
-    # Keys written behind (the card index): queued by the callers, written by one thread per process in one
-    # pipeline for all that are queued; at most this many wait (a slow or hung Redis), beyond it they are
-    # refused at once.
-    MAX_BEHIND = 10_000
-    BEHIND_GATHER_S = 0.02  # how long the writer lets keys gather before it sends them
-
     def __init__(self, client: redis.Redis[str] | redis.Redis[bytes], prefix: str = "hofhir:") -> None:
         self.client = client
         self.prefix = prefix
-        self._executor: ThreadPoolExecutor | None = None
-        self._pending = 0
-        self._pending_lock = threading.Lock()
-        self._behind: list[tuple[Mapping[str, str], int]] = []
-        self._behind_count = 0  # keys queued or being written
-        self._behind_ready = threading.Condition(threading.Lock())
-        self._writer: threading.Thread | None = None
-        self.behind_lost = 0  # keys a failed write lost (the writer's count; logged)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "hofhir:", timeout_s: float = 0.5) -> RedisStore:
@@ -203,78 +165,6 @@ class RedisStore:
 
     def put(self, key: str, value: str, ttl_s: int) -> None:
         self._call(lambda: self.client.set(self.prefix + key, value, ex=max(1, ttl_s)))
-
-    def put_many(self, items: Mapping[str, str], ttl_s: int, timeout_s: float) -> None:
-        if not items:
-            return
-        with self._pending_lock:
-            if self._pending >= self.MAX_PENDING:
-                raise StoreUnavailable("Redis: earlier writes still pending")
-            self._pending += 1
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hofhir-store")
-            executor = self._executor
-
-        def write() -> None:
-            try:
-                pipe = self.client.pipeline(transaction=False)
-                for key, value in items.items():
-                    pipe.set(self.prefix + key, value, ex=max(1, ttl_s))
-                pipe.execute()
-            finally:
-                with self._pending_lock:
-                    self._pending -= 1
-
-        try:
-            future: Future[None] = executor.submit(write)
-        except RuntimeError as exc:  # the interpreter is shutting down
-            with self._pending_lock:
-                self._pending -= 1
-            raise StoreUnavailable(f"Redis: {exc}") from exc
-        try:
-            future.result(timeout=max(0.0, timeout_s))
-        except FutureTimeout:
-            raise StoreUnavailable(f"Redis: no answer within {timeout_s * 1000:.0f} ms") from None
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
-
-    def put_many_behind(self, items: Mapping[str, str], ttl_s: int) -> bool:
-        """Queue the keys for the writer thread: the caller (a hook call) never waits on Redis, and many
-        calls' keys share one round trip. False when MAX_BEHIND keys already wait."""
-        if not items:
-            return True
-        with self._behind_ready:
-            if self._behind_count + len(items) > self.MAX_BEHIND:
-                return False
-            self._behind.append((items, ttl_s))
-            self._behind_count += len(items)
-            if self._writer is None or not self._writer.is_alive():  # first use in this process (after fork)
-                self._writer = threading.Thread(target=self._write_behind, name="hofhir-store-writer", daemon=True)
-                self._writer.start()
-            self._behind_ready.notify()
-        return True
-
-    def _write_behind(self) -> None:
-        while True:
-            with self._behind_ready:
-                while not self._behind:
-                    self._behind_ready.wait()
-            time.sleep(self.BEHIND_GATHER_S)  # let more calls' keys gather: fewer round trips and thread switches
-            with self._behind_ready:
-                batch, self._behind = self._behind, []
-            count = sum(len(items) for items, _ in batch)
-            try:
-                pipe = self.client.pipeline(transaction=False)
-                for items, ttl_s in batch:
-                    for key, value in items.items():
-                        pipe.set(self.prefix + key, value, ex=max(1, ttl_s))
-                pipe.execute()
-            except redis.RedisError as exc:
-                self.behind_lost += count
-                _log.warning("store: %d keys written behind were lost (%s)", count, type(exc).__name__)
-            finally:
-                with self._behind_ready:
-                    self._behind_count -= count
 
     def set_if_absent(self, key: str, value: str, ttl_s: int) -> bool:
         return bool(self._call(lambda: self.client.set(self.prefix + key, value, nx=True, ex=max(1, ttl_s))))

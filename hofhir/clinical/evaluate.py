@@ -81,14 +81,21 @@ class Evaluation:
         )
 
 
+def chart_facts(inputs: ClinicalInput, k: Knowledge, now: datetime) -> PatientFacts:
+    """What the rules read: the record's facts and the index events that need interpretation (TBI by coma
+    after trauma, burn by depth). The timeline is drawn from these, so it shows what the cards judged."""
+    facts = build_facts(inputs, k, now)
+    pictures.derive_populations(facts, k)
+    return facts
+
+
 def evaluate(inputs: ClinicalInput, now: datetime, knowledge: Knowledge | None = None) -> Evaluation:
     """Evaluate every rule that applies to the hook; never raises on odd FHIR (only on an unsupported hook)."""
     if inputs.hook not in SUPPORTED_HOOKS:
         raise InputError(f"unsupported hook {inputs.hook!r}; hofhir answers {', '.join(SUPPORTED_HOOKS)}")
     k = knowledge or default_knowledge()
     now = ensure_aware(now)
-    facts = build_facts(inputs, k, now)
-    pictures.derive_populations(facts, k)
+    facts = chart_facts(inputs, k, now)
     assessment = risk.assess(facts, k, now)
     assessed = risk.risk_finding(assessment, k)  # the ho-risk card's content, for the chart hooks and the trace
     order_hook = inputs.hook in ORDER_HOOKS

@@ -14,13 +14,13 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from hofhir.adapters import metrics
-from hofhir.adapters.fhirclient import BearerToken, FhirClient, FhirError, FhirUnavailable
+from hofhir.adapters.fhirclient import BearerToken, FhirClient, FhirError, FhirUnavailable, deadline_in
 from hofhir.adapters.settings import Settings
 from hofhir.adapters.smart_auth import BackendServicesAuth
 from hofhir.adapters.store import StoreUnavailable
 from hofhir.clinical.evaluate import evaluate
 from hofhir.fhir.read import ClinicalInput
-from hofhir.worker.app import DEAD_LETTER_KEY, celery_app, context
+from hofhir.worker.app import DEAD_LETTER_KEY, celery_app, context, soft_time_limit_s
 
 log = logging.getLogger("hofhir.worker.tasks")
 
@@ -135,8 +135,9 @@ def _backend_services_auth(settings: Settings) -> BackendServicesAuth | None:
     retry_jitter=True,
     ignore_result=True,  # nobody waits for a write-back's result: not stored (one Redis write less)
 )
-def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any]) -> dict[str, Any] | None:
-    """A Subscription event about a patient: read their data, evaluate, write the RiskAssessment back.
+def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any]) -> None:
+    """A Subscription event about a patient: read their data, evaluate, write the RiskAssessment back
+    (what was written or found current is in the "written back" log line and the hofhir_writeback_total counts).
 
     Retries with exponential backoff on 429/5xx/timeouts (a server's Retry-After wins when it gives
     one); any other 4xx is not retried and goes to the dead-letter list with the OperationOutcome.
@@ -148,14 +149,18 @@ def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any
     started = time.perf_counter()
     ctx = context()
     k = ctx.knowledge
+    # The FHIR calls end by the soft time limit whatever the pool: Celery enforces its limits only on
+    # processes, and a server that answers a byte at a time would otherwise hold a write-back thread for
+    # good. Past it the task is retried like any unavailable server (FhirDeadlineExceeded).
+    deadline = deadline_in(soft_time_limit_s(ctx.settings))
     try:
         client = fhir_client(ctx.settings)
         if patient_id is None:
-            patient_id = _patient_of_focus(client, str(event.get("focus") or ""))
-        record = read_record(client, patient_id, k)
+            patient_id = _patient_of_focus(client, str(event.get("focus") or ""), deadline)
+        record = read_record(client, patient_id, k, deadline)
         now = datetime.now(UTC)
         evaluation = evaluate(record.inputs, now, k)
-        written = write_back(client, evaluation, patient_id, now, current=record.current)
+        written = write_back(client, evaluation, patient_id, now, deadline, current=record.current)
     except FhirUnavailable as exc:
         if self.request.retries >= (self.max_retries or 0):
             dead_letter(
@@ -193,19 +198,15 @@ def assess_patient_task(self: Task, patient_id: str | None, event: dict[str, Any
             }
         },
     )
-    return {
-        "written": written.references,
-        "unchanged": list(written.unchanged),
-        "riskLevel": evaluation.trace.get("riskLevel"),
-    }
+    return None  # ignore_result: nothing reads it, and Celery would still format its repr for each task
 
 
-def _patient_of_focus(client: FhirClient, focus: str) -> str:
+def _patient_of_focus(client: FhirClient, focus: str, deadline: float | None = None) -> str:
     """The patient a notification's focus resource (an Observation, a Condition…) is about."""
     rtype, _, rid = focus.partition("/")
     if not rtype or not rid:
         raise FhirError(None, None, f"notification focus {focus!r} is not a Type/id reference")
-    resource = client.read(rtype, rid)
+    resource = client.read(rtype, rid, deadline=deadline)
     for key in ("subject", "patient"):
         ref = (resource.get(key) or {}).get("reference") if isinstance(resource.get(key), dict) else None
         if isinstance(ref, str) and "Patient/" in ref:

@@ -161,41 +161,10 @@ def test_the_redis_store_counts_with_an_expiry_from_the_first_increment(
     assert [store.increment("deliveries:t", 60) for _ in range(3)] == [1, 2, 3]
     assert 55 <= client.ttl(prefix + "deliveries:t") <= 60
     assert store.set_if_absent("once", "1", 60) and not store.set_if_absent("once", "1", 60)
-    store.put_many({"a": "1", "b": "2"}, 60, timeout_s=2.0)
-    assert (store.get("a"), store.get("b"), store.get("missing")) == ("1", "2", None)
+    store.put("a", "1", 60)
+    assert (store.get("a"), store.get("missing")) == ("1", None)
+    assert 55 <= client.ttl(prefix + "a") <= 60
     store.push("list", "x")
     assert store.items("list") == ["x"] and store.length("list") == 1
     store.incr("counts", "f", 2)
     assert store.counts("counts") == {"f": 2}
-
-
-def test_keys_written_behind_reach_redis_with_their_expiry(client: redis.Redis[bytes], prefix: str) -> None:
-    store = RedisStore(client, prefix)
-    assert store.put_many_behind({"card:a": "ho-risk", "card:b": "ho-dx"}, 60)
-    assert store.put_many_behind({"card:c": "ho-rehab"}, 60)
-    assert wait_for(lambda: store.get("card:c") is not None, timeout=5)  # the writer thread
-    assert (store.get("card:a"), store.get("card:b"), store.get("card:c")) == ("ho-risk", "ho-dx", "ho-rehab")
-    assert 55 <= client.ttl(prefix + "card:a") <= 60
-
-
-def test_a_hung_redis_never_holds_up_keys_written_behind_and_their_queue_is_bounded() -> None:
-    """A server that accepts the connection and never answers: the callers do not wait, the queue fills to its
-    bound and refuses more at once, and when the write times out the keys are counted as lost."""
-    import socket
-
-    hung = socket.socket()
-    hung.bind(("127.0.0.1", 0))
-    hung.listen(8)
-    try:
-        store = RedisStore.from_url(f"redis://127.0.0.1:{hung.getsockname()[1]}/0", timeout_s=0.5)
-        store.MAX_BEHIND = 4
-        started = time.monotonic()
-        assert store.put_many_behind({"a": "1", "b": "2"}, 60)
-        assert wait_for(lambda: not store._behind, timeout=5)  # the writer took the first batch
-        assert store.put_many_behind({"c": "3", "d": "4"}, 60)  # waits behind the stuck write
-        assert not store.put_many_behind({"e": "5"}, 60)  # the bound: refused at once
-        assert time.monotonic() - started < 0.4  # nobody waited for the hung server
-        assert wait_for(lambda: store.behind_lost == 4, timeout=5)  # both writes timed out
-        assert store._behind_count == 0 and store.put_many_behind({"f": "6"}, 60)
-    finally:
-        hung.close()

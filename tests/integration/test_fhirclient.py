@@ -441,3 +441,33 @@ def test_a_server_without_batches_gets_the_single_requests(
     )
     assert patient["id"] == patient_id and conditions
     assert fhir_server.requests(f"GET /fhir/Patient/{patient_id}") and fhir_server.requests("GET /fhir/Condition")
+
+
+# ---------- connections pinned to the checked addresses (DNS rebinding) ----------
+
+
+def test_a_pinned_client_connects_to_its_addresses_whatever_the_name_resolves_to(
+    fhir_server: FhirTestServer, patient_id: str
+) -> None:
+    """The name does not resolve at all; the client still reaches the engine at the address it was given."""
+    pinned = fhir_server.base_url.replace("127.0.0.1", "fhir.pinned.invalid")
+    with FhirClient(pinned, retries=0, connect_to=["127.0.0.1"]) as client:
+        assert client.read("Patient", patient_id)["id"] == patient_id
+
+
+def test_a_pinned_client_never_connects_where_the_name_now_resolves(fhir_server: FhirTestServer) -> None:
+    """`localhost` resolves to the engine here; pinned to an address nothing answers at, the client fails
+    instead of following the name (what a rebinding DNS answer would make it do)."""
+    before = len(fhir_server.requests())
+    rebound = fhir_server.base_url.replace("127.0.0.1", "localhost")
+    # Pinned to 127.0.0.2, where nothing listens:
+    with (
+        FhirClient(rebound, timeout=0.3, retries=0, connect_to=["127.0.0.2"]) as client,
+        pytest.raises(FhirUnavailable),
+    ):
+        client.read("Patient", "anything")
+    assert len(fhir_server.requests()) == before
+    # The same name, not pinned, reaches the engine:
+    with FhirClient(rebound, retries=0) as unpinned, pytest.raises(FhirNotFound):
+        unpinned.read("Patient", "does-not-exist")
+    assert len(fhir_server.requests()) == before + 1

@@ -1,4 +1,4 @@
-"""A hung Redis must not hold the answer: the card-index write is bounded by the call's remaining deadline."""
+"""Redis mode and the hook path: a cheap call sends Redis nothing, and a hung Redis never holds an answer."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import uuid
 
 import jwt
 import pytest
+import redis
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cds_hooks.app import create_app
@@ -21,6 +22,37 @@ from tests.processes import redis_server
 from tests.vignettes import check, load
 
 ISSUER = "https://ehr.example.org"
+
+
+@pytest.mark.timeout(60)
+def test_a_cheap_hook_call_in_redis_mode_sends_redis_nothing() -> None:
+    """Evaluated inline (below HOFHIR_WORKER_MIN_RESOURCES), and the card uuids carry their topic: the Redis
+    server counts no command from the calls, and feedback on their cards still counts per topic (one HINCRBY)."""
+    request, expect = load("s02")
+    body = to_today(request, expect["now"])
+    with redis_server() as own:
+        app = create_app(Settings.from_env({"HOFHIR_REDIS_URL": own.url, "HOFHIR_AUTH": "off"}))
+        client = app.test_client()
+        server = redis.Redis.from_url(own.url)
+
+        def commands() -> int:
+            return int(server.info("stats")["total_commands_processed"])
+
+        before = commands()
+        cards = []
+        for _ in range(5):
+            response = client.post("/cds-services/hofhir-patient-view", json=body)
+            assert response.status_code == 200 and check(response.json, expect) == []
+            cards += response.json["cards"]
+        assert commands() - before == 1  # the INFO that read `before`, nothing else
+        feedback = [
+            {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-11-30T09:00:00Z"} for card in cards
+        ]
+        assert client.post("/cds-services/hofhir-patient-view/feedback", json={"feedback": feedback}).status_code == 200
+        counts = client.get("/feedback").json["topics"]
+        topics = [card["source"]["topic"]["code"] for card in cards]
+        assert {t: counts[t]["accepted"] for t in topics} == {t: topics.count(t) for t in topics}
+        assert "unknown-card" not in counts
 
 
 @pytest.mark.timeout(60)

@@ -115,11 +115,7 @@ def writes(engine: FhirTestServer) -> int:
 
 def done(worker: Worker) -> int:
     """Write-back tasks the worker finished (written, or found already current on the server)."""
-    return sum(
-        1
-        for line in worker.log.read_text().splitlines()
-        if "Task hofhir.assess_patient[" in line and "succeeded" in line
-    )
+    return worker.log.read_text().count('"task":"hofhir.assess_patient","state":"SUCCESS"')
 
 
 def done_here() -> float:

@@ -728,8 +728,9 @@ def egress_rules(docs: list[Manifest], labels: dict[str, str]) -> list[dict[str,
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("name", WORKER_ROLES)
 def test_workers_may_reach_dns_redis_and_https(rendered: dict[str, list[Manifest]], variant: str, name: str) -> None:
-    # Default deny covers egress too: each worker needs DNS, its broker, and (the write-back worker above
-    # all) the FHIR server and its SMART token endpoint over HTTPS, at addresses not known in advance.
+    # Default deny covers egress too: each worker needs DNS and its broker; the write-back worker also the
+    # FHIR server and its SMART token endpoint over HTTPS, at addresses not known in advance; the
+    # evaluation worker nothing more.
     docs = rendered[variant]
     rules = egress_rules(docs, pod_labels(named(docs, "Deployment", name)))
 
@@ -737,7 +738,10 @@ def test_workers_may_reach_dns_redis_and_https(rendered: dict[str, list[Manifest
         return [r for r in rules if any(p["port"] == port and p.get("protocol", "TCP") == protocol for p in r["ports"])]
 
     assert any(r.get("to") is None for r in allowed(53, "UDP")) and any(r.get("to") is None for r in allowed(53))
-    assert any(r.get("to") in EGRESS_ANYWHERE for r in allowed(443)), "no HTTPS egress to the FHIR server"
+    if WORKER_ROLES[name] == "writeback":
+        assert any(r.get("to") in EGRESS_ANYWHERE for r in allowed(443)), "no HTTPS egress to the FHIR server"
+    else:  # evaluation workers call out to nothing but Redis (and DNS)
+        assert allowed(443) == [], "an evaluation worker may call out over HTTPS"
     redis = [w for w in workloads(docs) if w["kind"] == "StatefulSet"]
     if redis:  # components/redis: to the Redis pods only, on 6379
         [statefulset] = redis
@@ -745,6 +749,15 @@ def test_workers_may_reach_dns_redis_and_https(rendered: dict[str, list[Manifest
         assert any(selects(peer["podSelector"], pod_labels(statefulset)) for peer in to_redis if "podSelector" in peer)
     else:  # an external Redis (prod): 6379 or TLS on 6380
         assert allowed(6379) and allowed(6380)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_web_may_call_out_over_https(rendered: dict[str, list[Manifest]], variant: str) -> None:
+    """Prefetch from the EHRs' FHIR servers and the issuers' JWKS: addresses not known in advance."""
+    docs = rendered[variant]
+    rules = egress_rules(docs, pod_labels(named(docs, "Deployment", "hofhir-web")))
+    https = [r for r in rules if any(p["port"] == 443 for p in r["ports"])]
+    assert any(r.get("to") in EGRESS_ANYWHERE for r in https)
 
 
 @pytest.mark.parametrize("variant", ["prod", "all-components"])

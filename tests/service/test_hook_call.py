@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
+from cds_hooks import card_ids
 from cds_hooks.app import create_app
-from cds_hooks.hook_call import card_key, run_hook_call
+from cds_hooks.hook_call import run_hook_call
 from cds_hooks.settings import Settings
 from cds_hooks.web import state_of
-from hofhir.adapters.store import MemoryStore
 from tests.dates import to_today
 from tests.vignettes import check, load
 
 
-class HungStore(MemoryStore):
-    """The card index's store takes nothing more (its queue is full: a hung Redis)."""
+class NoStore:
+    """A store that must not be used: every attribute asked for is recorded, and any use fails."""
 
-    def put_many_behind(self, items: Mapping[str, str], ttl_s: int) -> bool:
-        return False
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        self.asked.append(name)
+        raise AssertionError(f"a hook call used the store: {name}")
 
 
-def test_a_hook_call_runs_without_a_request_and_indexes_its_cards() -> None:
+def test_a_hook_call_runs_without_a_request_and_its_card_uuids_name_their_topic() -> None:
     s = state_of(create_app(Settings(auth=False)))
     request, expect = load("s02")
     answer = run_hook_call(s, s.services["hofhir-patient-view"], to_today(request, expect["now"]), "https://h.example")
@@ -29,15 +33,21 @@ def test_a_hook_call_runs_without_a_request_and_indexes_its_cards() -> None:
     assert answer.evaluated and answer.path == "inline"
     assert answer.log["cards"] == len(answer.body["cards"]) > 0
     assert set(answer.log) >= {"hook_instance", "resources", "timings", "path", "cards"}
+    now = s.clock()
     for card in answer.body["cards"]:
-        assert s.store.get(card_key("hofhir-patient-view", card["uuid"])) == card["source"]["topic"]["code"]
+        topic = card_ids.topic_of("hofhir-patient-view", card["uuid"], now, s.settings.card_index_ttl_s)
+        assert topic == card["source"]["topic"]["code"]
+        assert card_ids.topic_of("hofhir-order-sign", card["uuid"], now, s.settings.card_index_ttl_s) is None
         assert card["links"][0]["url"].startswith("https://h.example/rules#")
 
 
-def test_a_lost_card_index_costs_the_index_not_the_answer() -> None:
+def test_a_hook_call_touches_no_store() -> None:
+    """Nothing of a hook call waits on, or is lost with, the store (Redis in Redis mode): the card uuids carry
+    what feedback needs."""
     s = state_of(create_app(Settings(auth=False)))
-    s = replace(s, store=HungStore())
+    store = NoStore()
+    s = replace(s, store=store)  # type: ignore[arg-type]  # not a Store: any use of it fails the test
     request, expect = load("s02")
     answer = run_hook_call(s, s.services["hofhir-patient-view"], to_today(request, expect["now"]), "https://h.example")
-    assert check(answer.body, expect) == []
-    assert answer.log["card_index_lost"] is True
+    assert check(answer.body, expect) == [] and answer.log["cards"] > 0
+    assert store.asked == []

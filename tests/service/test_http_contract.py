@@ -6,6 +6,7 @@ import io
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from flask.testing import FlaskClient
 
 from cds_hooks.app import create_app
+from cds_hooks.hook_call import card_key
 from cds_hooks.settings import Settings
+from cds_hooks.web import state_of
 from tests.contract import response_problems
 from tests.dates import to_today
 from tests.vignettes import load, shared_dir
@@ -260,6 +263,30 @@ def test_feedback_is_counted_per_topic_and_override_reason(open_client: FlaskCli
     assert counts["overridden"] >= 1 and counts["overrideReasons"][reason["code"]] >= 1
     metrics = open_client.get("/metrics").data.decode()
     assert 'hofhir_feedback_total{outcome="overridden",reason="early_wedge",topic="ho-surgical-readiness"}' in metrics
+
+
+def test_feedback_reads_the_topic_from_the_uuid_until_the_ttl_and_old_indexed_cards_still_count() -> None:
+    """A card's uuid names its topic for HOFHIR_CARD_INDEX_TTL_S (any process, no index); a card of an earlier
+    version (a random uuid) counts by the index entry that version wrote, while that entry lives."""
+    clock = {"now": datetime(2026, 11, 30, 9, 0, tzinfo=UTC)}
+    app = create_app(Settings(auth=False, card_index_ttl_s=3600), clock=lambda: clock["now"])
+    client = app.test_client()
+    request, expect = load("s02")
+    cards = client.post("/cds-services/hofhir-patient-view", json=to_today(request, expect["now"])).json["cards"]
+    old = str(uuid.uuid4())
+    state_of(app).store.put(card_key("hofhir-patient-view", old), "ho-surveillance", 3600)
+
+    def send(card: str) -> None:
+        item = {"card": card, "outcome": "accepted", "outcomeTimestamp": "2026-11-30T09:00:00Z"}
+        assert client.post("/cds-services/hofhir-patient-view/feedback", json={"feedback": [item]}).status_code == 200
+
+    send(cards[0]["uuid"])
+    send(old)
+    clock["now"] += timedelta(hours=1, minutes=1)
+    send(cards[0]["uuid"])  # past the TTL
+    counts = client.get("/feedback").json["topics"]
+    assert counts[cards[0]["source"]["topic"]["code"]]["accepted"] == 1
+    assert counts["ho-surveillance"]["accepted"] == 1 and counts["unknown-card"]["accepted"] == 1
 
 
 def test_feedback_labels_are_only_the_offered_override_reasons(open_client: FlaskClient) -> None:

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import socket
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -16,9 +17,16 @@ from flask.testing import FlaskClient
 
 from cds_hooks.app import create_app
 from cds_hooks.auth import IssuerConfig
-from cds_hooks.prefetch import FhirServerPolicy, PrefetchUnavailable, fhir_server_policy
+from cds_hooks.prefetch import (
+    DeadlineMissed,
+    FhirServerPolicy,
+    PrefetchUnavailable,
+    fhir_server_policy,
+    resolve_prefetch,
+)
 from cds_hooks.settings import Settings
 from hofhir.adapters.notifications import MAX_DEPTH
+from hofhir.knowledge import default_knowledge
 from tests import builders as b
 from tests.dates import to_today
 from tests.vignettes import load
@@ -295,9 +303,49 @@ def test_private_loopback_and_link_local_servers_are_refused(server: str) -> Non
 
 
 def test_public_or_allowlisted_servers_are_allowed() -> None:
+    """A public server is fetched from the addresses it was checked at; a configured one is resolved as usual."""
     dns = fake_dns({"ehr.example": "93.184.216.34", "internal.example": "10.0.0.7"})
-    FhirServerPolicy(resolve=dns).check("https://ehr.example/fhir")
-    FhirServerPolicy(trusted=("https://internal.example/fhir/",), resolve=dns).check("https://INTERNAL.example/fhir")
+    assert FhirServerPolicy(resolve=dns).check("https://ehr.example/fhir") == ("93.184.216.34",)
+    trusted = FhirServerPolicy(trusted=("https://internal.example/fhir/",), resolve=dns)
+    assert trusted.check("https://INTERNAL.example/fhir") is None
+
+
+def test_a_name_that_resolves_elsewhere_after_the_check_is_not_followed() -> None:
+    """DNS rebinding: `localhost` answers the check with a public address, then (for the system resolver)
+    with 127.0.0.1, where a server listens. The fetch connects only to the checked address, so the local
+    server never hears from it; the call is a 412 (or a missed deadline), not a request to 127.0.0.1."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    heard: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            heard.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/fhir+json")
+            self.end_headers()
+            self.wfile.write(b'{"resourceType": "Bundle", "type": "searchset", "entry": []}')
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    local = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=local.serve_forever, daemon=True).start()
+    try:
+        request = vignette("s01")
+        request.pop("prefetch")
+        request["fhirServer"] = f"http://localhost:{local.server_address[1]}/fhir"
+        policy = FhirServerPolicy(resolve=fake_dns({"localhost": "93.184.216.34"}))
+        with pytest.raises((PrefetchUnavailable, DeadlineMissed)):
+            resolve_prefetch(request, default_knowledge(), time.monotonic() + 1.0, 0.3, servers=policy)
+        assert heard == []
+        with pytest.raises(PrefetchUnavailable, match="not a Patient"):  # no policy (the CLI): heard, and refused
+            resolve_prefetch(request, default_knowledge(), time.monotonic() + 5.0, 2.0)
+        assert heard
+    finally:
+        local.shutdown()
+        local.server_close()
 
 
 def test_an_issuer_list_is_the_only_list_for_its_calls() -> None:

@@ -29,7 +29,7 @@ APP = create_app(Settings(auth=False, deadline_ms=2000, fetch_timeout_ms=200, fh
 schema = schemathesis.openapi.from_wsgi("/openapi.json", APP)
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=8,
 )

@@ -87,8 +87,6 @@ def test_lists_and_counts() -> None:
     store.incr("feedback", "ho-risk|accepted|")
     store.incr("feedback", "ho-risk|accepted|", 2)
     assert store.counts("feedback") == {"ho-risk|accepted|": 3}
-    store.put_many({"a": "1", "b": "2"}, 60, timeout_s=0.0)
-    assert (store.get("a"), store.get("b")) == ("1", "2")
 
 
 def test_the_host_store_admits_a_key_once_across_instances_and_after_expiry(tmp_path: Path) -> None:

@@ -12,8 +12,7 @@ import orjson
 import pytest
 
 from cds_hooks.timeline_svg import CHAR_W, render
-from hofhir.clinical.evaluate import evaluate
-from hofhir.clinical.facts import build_facts
+from hofhir.clinical.evaluate import chart_facts, evaluate
 from hofhir.clinical.model import Population
 from hofhir.clinical.timeline import Timeline, build_timeline, quiet_reason
 from hofhir.fhir.read import from_hook_request, from_resources
@@ -29,7 +28,7 @@ def timeline_of(case: str, kb: Knowledge) -> tuple[Timeline, Any]:
     now = datetime.fromisoformat(expect["now"])
     inputs = from_hook_request(request, kb.terminology, request.get("prefetch") or {})
     evaluation = evaluate(inputs, now, kb)
-    return build_timeline(build_facts(inputs, kb, now), evaluation, kb), evaluation
+    return build_timeline(chart_facts(inputs, kb, now), evaluation, kb), evaluation
 
 
 def lane(t: Timeline, key: str) -> list[Any]:
@@ -136,7 +135,7 @@ def test_the_svg_of_a_synthea_patient_is_inside_its_box(path: Path, kb: Knowledg
     inputs = from_resources(resources, kb.terminology, "patient-view", None)
     now = datetime.fromisoformat("2026-11-30T12:00:00+00:00")
     evaluation = evaluate(inputs, now, kb)
-    svg = render(build_timeline(build_facts(inputs, kb, now), evaluation, kb))
+    svg = render(build_timeline(chart_facts(inputs, kb, now), evaluation, kb))
     _check_svg(svg)
     assert re.search(r"<title[^>]*>", svg)
 
@@ -158,7 +157,7 @@ def test_imaging_duplex_procedures_and_drug_spans_are_in_their_lanes(kb: Knowled
     body = request("patient-view", resources)
     inputs = from_hook_request(body, kb.terminology, body["prefetch"])
     evaluation = evaluate(inputs, NOW, kb)
-    t = build_timeline(build_facts(inputs, kb, NOW), evaluation, kb)
+    t = build_timeline(chart_facts(inputs, kb, NOW), evaluation, kb)
     imaging = lane(t, "imaging")
     assert [(e.concept, e.ordered_only) for e in imaging] == [("bone_scan", False), ("hip_radiograph", True)]
     assert [e.concept for e in lane(t, "duplex")] == ["venous_duplex"]
@@ -169,3 +168,16 @@ def test_imaging_duplex_procedures_and_drug_spans_are_in_their_lanes(kb: Knowled
     svg = render(t)
     _check_svg(svg)
     assert svg.count('class="event event-imaging"') == 2 and 'class="event event-duplex"' in svg
+
+
+def test_a_tbi_known_only_by_coma_after_trauma_is_drawn_as_the_cards_judged_it(kb: Knowledge) -> None:
+    """The TBI population is derived (coma within 30 days of a trauma code, 1.1 §2): the timeline is drawn
+    from the facts the rules read, so its index marks are the populations the cards were judged on."""
+    from tests.builders import NOW, condition, patient, request
+
+    body = request("patient-view", [patient(), condition("S72.301A", days_ago=40), condition("R40.20", days_ago=35)])
+    inputs = from_hook_request(body, kb.terminology, body["prefetch"])
+    evaluation = evaluate(inputs, NOW, kb)
+    assert "tbi" in evaluation.trace["populations"]
+    t = build_timeline(chart_facts(inputs, kb, NOW), evaluation, kb)
+    assert {m.population.value for m in t.index_marks} == set(evaluation.trace["populations"])

@@ -30,9 +30,10 @@ _INT32 = (-(2**31), 2**31 - 1)
 MAX_DEPTH = 24  # elements nested deeper than this (no real resource comes close) go to the models
 # Elements of text only (a Coding, a Reference) the walk passed, remembered per element type as their
 # (name, text) pairs: a chart repeats the same codes and references, resource after resource and call
-# after call. At most this many per type (each set starts again when full), of at most LEAF_CHARS.
-LEAF_MEMO = 4096
-LEAF_CHARS = 512
+# after call. At most this many per type (each set starts again when full), of at most LEAF_CHARS: about
+# 60 element types, so at most ~16 MB held however odd the input (the validation cache's own bound).
+LEAF_MEMO = 1024
+LEAF_CHARS = 256
 
 
 def _code(value: Any, depth: int = 0) -> bool:

@@ -1,10 +1,10 @@
 """The embedded store over 200,000 puts: the per-call cost stays flat (no cliff) and memory stays bounded.
 
 What a long-running embedded server did while it indexed every card it showed (7-day TTL, so nothing
-expires during the run), and reads some back: the heaviest use the store has had (card uuids now carry their
-topic, cds_hooks/card_ids.py; JWT ids and notification ids are what grows it now, one key per call). Prints the mean cost per call for each block of
-10,000 calls, the entries held and the process's resident memory; the old store (a dict rebuilt past 100,000 entries)
-cost 61 ms a put at that point. Once the store is full (at --max-entries) each put also evicts the least
+expires during the run), and reads some back: the heaviest use the store has had (card uuids now carry
+their topic, cds_hooks/card_ids.py; JWT ids and notification ids are what grows it now, one key per call).
+Prints the mean cost per call for each block of 10,000 calls, the entries held and the process's resident
+memory; the old store (a dict rebuilt past 100,000 entries) cost 61 ms a put at that point. Once the store is full (at --max-entries) each put also evicts the least
 recently used entry, a one-time step up; from there the cost stays flat. Last, the cost of one replay check
 in the host-wide SQLite file (the embedded mode's JWT id store under gunicorn).
 

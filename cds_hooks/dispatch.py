@@ -48,12 +48,12 @@ WORKER_S_PER_RESOURCE = 0.00005
 WORKER_FIXED_S = 0.005
 # How long a broker found unreachable is skipped (calls evaluate inline at once in that time).
 BROKER_BACKOFF_S = 5.0
-# Dispatch threads per web process (Settings.dispatch_threads): the most hook calls that can wait on Redis
-# at the same time. A call that finds them all busy (Redis hung, every thread waiting) falls back at once.
 # Passed with every task the web sends: Celery would otherwise put the repr of the arguments (a patient id, up
 # to 1 KiB of the clinical inputs) in each message's headers, where the broker, events and monitoring tools
 # show it; computing that repr was also about 3 % of the webhook's CPU per notification.
 NO_ARGS_REPR = {"argsrepr": "(not shown: may hold PHI)", "kwargsrepr": "{}"}
+# Dispatch threads per web process (Settings.dispatch_threads): the most hook calls that can wait on Redis
+# at the same time. A call that finds them all busy (Redis hung, every thread waiting) falls back at once.
 # Never give a Redis socket less than this (a zero timeout would mean non-blocking, None forever).
 MIN_SOCKET_TIMEOUT_S = 0.005
 

@@ -6,7 +6,6 @@ from flask import Blueprint, Response, g
 
 from cds_hooks import card_ids
 from cds_hooks.errors import HttpError
-from cds_hooks.hook_call import card_key
 from cds_hooks.validation import check_feedback
 from cds_hooks.web import authenticate, json_response, read_json, state
 from hofhir.adapters import metrics
@@ -14,6 +13,11 @@ from hofhir.knowledge import Knowledge
 
 blueprint = Blueprint("feedback", __name__)
 COUNTS_KEY = "feedback:counts"
+
+
+def card_key(service_id: str, card_uuid: str) -> str:
+    """Where earlier versions indexed a card's topic (random uuids): read here for those cards only."""
+    return f"card:{service_id}:{card_uuid}"
 
 
 def offered_reasons(k: Knowledge) -> frozenset[str]:

@@ -1,8 +1,8 @@
 """One hook call, from a checked request to the response body: the use case behind `POST /cds-services/{id}`.
 
 deadline -> prefetch (fetched from fhirServer when absent) -> inputs -> evaluator (inline or a worker) ->
-cards (their uuids carry what feedback needs: cds_hooks.card_ids) -> metrics. No HTTP here: the blueprint authenticates, reads the body
-and turns the answer into a response; this module knows nothing of Flask.
+cards (their uuids carry what feedback needs: cds_hooks.card_ids) -> metrics. No HTTP here: the blueprint
+authenticates, reads the body and turns the answer into a response; this module knows nothing of Flask.
 """
 
 from __future__ import annotations
@@ -32,11 +32,6 @@ class HookAnswer:
     @property
     def evaluated(self) -> bool:
         return not self.path.startswith("deadline-missed")
-
-
-def card_key(service_id: str, card_uuid: str) -> str:
-    """Where earlier versions indexed a card's topic (random uuids): read by feedback for those cards only."""
-    return f"card:{service_id}:{card_uuid}"
 
 
 def run_hook_call(

@@ -1,14 +1,14 @@
 """Small shared state: one Redis adapter per process, or a bounded in-process cache in the embedded mode.
 
 Used for feedback counts (and, read only, the card index of earlier versions), replayed JWT ids,
-notification de-duplication, the run-ahead evaluation cache, the task delivery cap and the dead-letter list. Keys carry a prefix per use.
+notification de-duplication, the run-ahead evaluation cache, the task delivery cap and the dead-letter list.
+Keys carry a prefix per use.
 Every operation either does its work or raises :class:`StoreUnavailable` (never a client library's own
 exception), so callers decide what an outage means for them.
 """
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import threading
 import time
@@ -22,7 +22,6 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 T = TypeVar("T")
-_log = logging.getLogger("hofhir.store")
 DEFAULT_MAX_ENTRIES = 200_000  # the embedded store: ~400 bytes an entry (benchmarks/store.py), ~80 MB when full
 
 

@@ -21,7 +21,7 @@ from hofhir.clinical.evaluate import Evaluation
 from hofhir.clinical.model import Topic
 from hofhir.fhir.dates import fhir_datetime
 from hofhir.fhir.models import valid
-from hofhir.fhir.read import ClinicalInput, select
+from hofhir.fhir.read import ClinicalInput, from_resources
 from hofhir.knowledge import Knowledge
 
 IDENTIFIER_SYSTEM = "http://hofhir.org/fhir/sid/assessment"
@@ -82,19 +82,7 @@ def read_record(client: FhirClient, patient_id: str, k: Knowledge, deadline: flo
     resources: list[dict[str, Any]] = [patient]
     for matches in found[: len(SEARCHES)]:
         resources.extend(matches)
-    dropped: list[dict[str, str]] = []
-    relevance: list[frozenset[str]] = []
-    chosen, kept, rejected, seen = select(resources, k.terminology, patient_id, dropped, relevance)
-    inputs = ClinicalInput(
-        hook="patient-view",
-        patient=chosen,
-        resources=kept,
-        context={"patientId": patient_id},
-        rejected=rejected,
-        seen=seen,
-        dropped=dropped,
-        relevance=relevance,
-    )
+    inputs = from_resources(resources, k.terminology, "patient-view", patient_id)
     return PatientRecord(inputs, {"RiskAssessment": found[-2], "DetectedIssue": found[-1]})
 
 

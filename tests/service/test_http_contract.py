@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from flask.testing import FlaskClient
 
 from cds_hooks.app import create_app
-from cds_hooks.hook_call import card_key
+from cds_hooks.feedback import card_key
 from cds_hooks.settings import Settings
 from cds_hooks.web import state_of
 from tests.contract import response_problems
